@@ -1,0 +1,3 @@
+"""adapt (in progress)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""data (in progress)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""integrations (in progress)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""noise (in progress)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""optim (in progress)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Plots and reports (matplotlib is imported lazily)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""scaling (in progress)."""
+
+__all__: list[str] = []

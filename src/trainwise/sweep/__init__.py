@@ -1,0 +1,3 @@
+"""sweep (in progress)."""
+
+__all__: list[str] = []
