@@ -27,7 +27,7 @@ def grad_sq_norm(tensors: list[torch.Tensor], preconditioners: list[torch.Tensor
     if not tensors:
         return torch.zeros((), dtype=torch.float64)
     if preconditioners is not None:
-        tensors = torch._foreach_div([t.float() for t in tensors], preconditioners)
+        tensors = torch._foreach_div([t.float() if t.element_size() < 4 else t for t in tensors], preconditioners)
     norms = torch._foreach_norm(tensors, 2)
     return torch.stack([n.double() for n in norms]).pow(2).sum()
 
@@ -49,6 +49,8 @@ def adam_preconditioner(optimizer: torch.optim.Optimizer, params: list[torch.Ten
         step = float(state["step"])
         if step < 1:
             return None
-        v_hat = state["exp_avg_sq"].float() / (1.0 - beta2**step)
+        v_hat = state["exp_avg_sq"] / (1.0 - beta2**step)
+        if v_hat.element_size() < 4:
+            v_hat = v_hat.float()
         out.append(v_hat.sqrt().add_(group["eps"]))
     return out

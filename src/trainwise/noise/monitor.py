@@ -175,13 +175,15 @@ class NoiseScaleMonitor:
         import torch.distributed as dist
 
         buffer = bucket.buffer()
-        local = buffer.float().pow(2).sum().double()
+        # float32 accumulation for float32/half gradients, float64 for float64 ones; no copy
+        norm_dtype = torch.float32 if buffer.element_size() <= 4 else None
+        local = torch.linalg.vector_norm(buffer, 2, dtype=norm_dtype).double().pow(2)
         local_pre = torch.zeros_like(local)
         if self._ddp_preconditioner is not None:
             for param, grad in zip(bucket.parameters(), bucket.gradients()):
                 precond = self._ddp_preconditioner.get(id(param))
                 if precond is not None:
-                    local_pre += (grad.float() / precond).pow(2).sum().double()
+                    local_pre += (grad / precond).double().pow(2).sum()
         pair = torch.stack([local, local_pre])
         self._ddp_local = pair if self._ddp_local is None else self._ddp_local + pair
         group = self.process_group if self.process_group is not None else dist.group.WORLD
