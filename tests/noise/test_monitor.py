@@ -103,7 +103,7 @@ def _train(monitor, model, task, optimizer, stream, steps, log_every=None):
         optimizer.zero_grad()
         losses = task.loss_fn(model, next(stream))
         losses.mean().backward()
-        records.append(monitor.step(batch_size=losses.shape[0], loss=float(losses.mean())))
+        records.append(monitor.step(batch_size=losses.shape[0], loss=float(losses.detach().mean())))
         optimizer.step()
     return records
 
@@ -233,3 +233,34 @@ def test_wrong_use_is_explained():
     frozen = get_task("digits-mlp").make_model().requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         NoiseScaleMonitor(frozen)
+
+
+@pytest.mark.parametrize("source", ["per_example", "accumulation"])
+def test_every_kth_step_measures_only_those_and_keeps_the_example_clock(source):
+    task = get_task("digits-mlp")
+    model = task.make_model(seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    monitor = NoiseScaleMonitor(model, source=source, every=3, ema_examples=40)
+    stream = task.batches(8, seed=0)
+    for step in range(1, 10):
+        optimizer.zero_grad()
+        x, y = next(stream)
+        if source == "accumulation":
+            for part in (slice(0, 4), slice(4, 8)):
+                (task.loss_fn(model, (x[part], y[part])).mean() / 2).backward()
+                monitor.micro_step(4)
+            record = monitor.step()
+        else:
+            if monitor._engine is not None:
+                assert monitor._engine._capturing == (step % 3 == 0)  # hooks only on measured steps
+            task.loss_fn(model, (x, y)).mean().backward()
+            record = monitor.step(batch_size=8)
+        assert (record is not None) == (step % 3 == 0)
+        optimizer.step()
+    assert [r["step"] for r in monitor.history] == [3, 6, 9]
+    assert monitor.examples == 72 and monitor.history[-1]["examples"] == 72
+    # the averages decayed by all 24 examples between readings: weight after 3 readings of 24 examples
+    weight = 1 - math.exp(-72 / 40)
+    assert monitor._emas["grad_sq_norm"].weight == pytest.approx(weight)
+    with pytest.raises(ValueError, match="every"):
+        NoiseScaleMonitor(model, every=0)

@@ -81,6 +81,9 @@ class NoiseScaleMonitor:
         meta: extra run information for the log's first line.
         keep_history: keep every record in :attr:`history` (and in ``state_dict``).
         process_group: the DDP process group (default: the world).
+        every: measure every ``every``-th optimizer step only (the others cost nothing: hooks and
+            micro-batch copies are off). The moving averages still decay by the examples seen since
+            the last measured step, so ``ema_examples`` keeps its meaning.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class NoiseScaleMonitor:
         meta: dict | None = None,
         keep_history: bool = True,
         process_group: Any | None = None,
+        every: int = 1,
     ):
         if source == "auto":
             source = "ddp" if _is_ddp(model) else "per_example"
@@ -111,6 +115,8 @@ class NoiseScaleMonitor:
             raise ValueError(f"ema_examples must be > 0, got {ema_examples}")
         if tokens_per_example is not None and not tokens_per_example > 0:
             raise ValueError(f"tokens_per_example must be > 0, got {tokens_per_example}")
+        if int(every) != every or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
         if precondition and optimizer is None:
             raise ValueError("precondition=True needs the Adam/AdamW optimizer (optimizer=...)")
         if source == "ddp" and not _is_ddp(model):
@@ -128,13 +134,14 @@ class NoiseScaleMonitor:
         self.meta = dict(meta or {})
         self.keep_history = keep_history
         self.process_group = process_group
+        self.every = int(every)
+        self._examples_since_measured = 0.0
 
         self.params = trainable_params(self.module)
         self._engine: PerExampleGradNorms | None = None
         if source == "per_example":
             self._engine = PerExampleGradNorms(self.module, self.params, layers=layers)
             self.params = self._engine.params  # "norm" measures a subset
-            self._engine.start()
         self.layers = layers
         self._micro: list[tuple[float, torch.Tensor, torch.Tensor | None]] = []
         self._previous_grads: list[torch.Tensor] | None = None
@@ -151,6 +158,7 @@ class NoiseScaleMonitor:
         self.skipped: dict[str, int] = {}
         self.history: list[dict] = []
         self._meta_written = False
+        self._reset_step_buffers()  # capture hooks on if the first step is measured
 
     # ------------------------------------------------------------------ sources
     def micro_step(self, batch_size: int) -> None:
@@ -159,6 +167,9 @@ class NoiseScaleMonitor:
             raise RuntimeError(f"micro_step() is for source='accumulation', this monitor uses {self.source!r}")
         if batch_size < 1:
             raise ValueError(f"micro-batch size must be >= 1, got {batch_size}")
+        if not self._measuring_next:
+            self._micro.append((float(batch_size), None, None))
+            return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         preconditioner = self._preconditioner()
         if self._previous_grads is None:
@@ -202,6 +213,11 @@ class NoiseScaleMonitor:
         return adam_preconditioner(self.optimizer, self.params)
 
     # ------------------------------------------------------------------ step
+    @property
+    def _measuring_next(self) -> bool:
+        """Whether the coming optimizer step (number ``steps + 1``) is measured."""
+        return (self.steps + 1) % self.every == 0
+
     def _loss_scale(self, loss_scale: float | None) -> float:
         if loss_scale is not None:
             return float(loss_scale)
@@ -267,7 +283,10 @@ class NoiseScaleMonitor:
         self._previous_grads = None
         self._ddp_local = None
         if self._engine is not None:
-            self._engine.start()
+            if self._measuring_next:
+                self._engine.start()
+            else:
+                self._engine.stop()
 
     def _ema(self, name: str) -> ExampleEMA:
         if name not in self._emas:
@@ -289,6 +308,8 @@ class NoiseScaleMonitor:
         otherwise). ``lr``: defaults to the optimizer's first group. ``tokens``: real tokens this
         step (default ``B × tokens_per_example``).
         """
+        if not self._measuring_next:
+            return self._unmeasured_step(batch_size, tokens)
         b_small, b_big, values = self._collect(batch_size)
         self.steps += 1
         scale = self._loss_scale(loss_scale)
@@ -300,10 +321,10 @@ class NoiseScaleMonitor:
         self._reset_step_buffers()
         if lr is None and self.optimizer is not None:
             lr = float(self.optimizer.param_groups[0]["lr"])
-        if not all(math.isfinite(x) for x in numbers):
-            return self._skip("non_finite_gradient", loss=loss)
-        if b_small >= b_big:
-            return self._skip("one_micro_batch", loss=loss)
+        if not all(math.isfinite(x) for x in numbers) or b_small >= b_big:
+            self._examples_since_measured += b_big  # the averages still decay by these examples
+            reason = "one_micro_batch" if b_small >= b_big else "non_finite_gradient"
+            return self._skip(reason, loss=loss)
         if self._ema_examples is None:
             self._ema_examples = self.ema_steps * b_big
         unit_factor = self.tokens_per_example or 1.0
@@ -321,16 +342,37 @@ class NoiseScaleMonitor:
         record.update(self._estimates("", b_small, b_big, numbers[0], numbers[1], unit_factor))
         if len(numbers) == 4:
             record["precond"] = self._estimates("precond_", b_small, b_big, numbers[2], numbers[3], unit_factor)
+        self._examples_since_measured = 0.0
         if self.keep_history:
             self.history.append(record)
         self._log(record)
         return record
 
+    def _unmeasured_step(self, batch_size: int | None, tokens: float | None) -> None:
+        if self.source == "accumulation":
+            examples = sum(b for b, _, _ in self._micro) if self._micro else (batch_size or 0)
+        elif self.source == "ddp":
+            import torch.distributed as dist
+
+            group = self.process_group if self.process_group is not None else dist.group.WORLD
+            examples = (batch_size or 0) * dist.get_world_size(group)
+        else:
+            examples = batch_size or 0
+        if not examples:
+            raise ValueError("with every > 1, pass batch_size to step() on the steps that are not measured")
+        self.steps += 1
+        self.examples += int(examples)
+        self._examples_since_measured += examples
+        self.tokens += float(tokens) if tokens is not None else examples * (self.tokens_per_example or 0.0)
+        self._reset_step_buffers()
+        return None
+
     def _estimates(self, prefix: str, b_small, b_big, sq_small, sq_big, unit_factor) -> dict[str, float]:
         grad_sq = grad_sq_norm_estimate(b_small, sq_small, b_big, sq_big)
         trace = trace_sigma_estimate(b_small, sq_small, b_big, sq_big)
-        g_ema = self._ema(prefix + "grad_sq_norm").update(grad_sq, b_big)
-        t_ema = self._ema(prefix + "trace_sigma").update(trace, b_big)
+        decay_examples = b_big + self._examples_since_measured
+        g_ema = self._ema(prefix + "grad_sq_norm").update(grad_sq, decay_examples)
+        t_ema = self._ema(prefix + "trace_sigma").update(trace, decay_examples)
         return {
             "grad_sq_norm": grad_sq,
             "trace_sigma": trace * unit_factor,
@@ -426,6 +468,7 @@ class NoiseScaleMonitor:
             "examples": self.examples,
             "tokens": self.tokens,
             "skipped": dict(self.skipped),
+            "examples_since_measured": self._examples_since_measured,
             "history": [dict(r) for r in self.history],
         }
 
@@ -447,9 +490,23 @@ class NoiseScaleMonitor:
         self.examples = int(state["examples"])
         self.tokens = float(state["tokens"])
         self.skipped = dict(state["skipped"])
+        self._examples_since_measured = float(state.get("examples_since_measured", 0.0))
         self.history = [dict(r) for r in state["history"]]
         self._meta_written = self.log_path is not None and self.log_path.exists() and self.log_path.stat().st_size > 0
         self._reset_step_buffers()
+
+    def pause(self) -> None:
+        """Per-example source: stop capturing (e.g. around evaluation or probe passes with grad)."""
+        if self._engine is not None:
+            self._engine.stop()
+
+    def resume(self) -> None:
+        if self._engine is not None:
+            self._engine.start()
+
+    def log(self, record: dict) -> None:
+        """Append an extra record (e.g. ``{"kind": "hessian", ...}``) to the JSONL log, if any."""
+        self._log(record)
 
     def close(self) -> None:
         """Remove the hooks (per-example source)."""

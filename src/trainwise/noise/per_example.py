@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["PerExampleGradNorms", "NORM_LAYER_TYPES"]
@@ -69,21 +70,26 @@ class _Outer:
         return out.view(batch, self.rows, n)
 
 
+def _row_sq_norms(x: torch.Tensor) -> torch.Tensor:
+    """``Σ x²`` over all but the first dimension, in one fused pass."""
+    return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1).pow(2)
+
+
 def _sq_norm(c) -> torch.Tensor:
     if isinstance(c, _Dense):
-        return c.value.pow(2).flatten(1).sum(1)
+        return _row_sq_norms(c.value)
     batch, time, n = c.v.shape
     if c.ids is not None:
         # rows hit by the same id in the same example add up before squaring
         key = (torch.arange(batch, device=c.v.device)[:, None] * c.rows + c.ids).reshape(-1)
         unique, inverse = torch.unique(key, return_inverse=True)
         summed = c.v.new_zeros(len(unique), n).index_add_(0, inverse, c.v.reshape(-1, n))
-        return c.v.new_zeros(batch).index_add_(0, unique // c.rows, summed.pow(2).sum(1))
+        return c.v.new_zeros(batch).index_add_(0, unique // c.rows, _row_sq_norms(summed))
     m = c.m
     if time == 1:
         return c.u[:, 0].pow(2).sum(1) * c.v[:, 0].pow(2).sum(1)
     if m * n <= time * (m + n) and batch * m * n <= _MATERIALIZE_LIMIT:
-        return c.materialize().pow(2).flatten(1).sum(1)
+        return _row_sq_norms(c.materialize())
     return (torch.bmm(c.u, c.u.transpose(1, 2)) * torch.bmm(c.v, c.v.transpose(1, 2))).sum((1, 2))
 
 
@@ -257,9 +263,7 @@ class PerExampleGradNorms:
                 xf = _upcast(x)
                 reduce = tuple(range(xf.dim() - dims, xf.dim()))
                 if isinstance(module, nn.LayerNorm):
-                    mean = xf.mean(reduce, keepdim=True)
-                    var = xf.var(reduce, unbiased=False, keepdim=True)
-                    x_hat = (xf - mean) * torch.rsqrt(var + module.eps)
+                    x_hat = F.layer_norm(xf, module.normalized_shape, eps=module.eps)  # no affine: x̂
                 else:
                     eps = module.eps if module.eps is not None else torch.finfo(x.dtype).eps
                     x_hat = xf * torch.rsqrt(xf.pow(2).mean(reduce, keepdim=True) + eps)
@@ -316,7 +320,7 @@ class PerExampleGradNorms:
         for pid, pieces in contributions.items():
             if preconditioner is not None and pid in preconditioner:
                 grad_i = sum(p.value if isinstance(p, _Dense) else p.materialize() for p in pieces)
-                sq = (grad_i / preconditioner[pid].to(grad_i.dtype)).pow(2).flatten(1).sum(1)
+                sq = _row_sq_norms(grad_i / preconditioner[pid].to(grad_i.dtype))
             else:
                 sq = sum(_sq_norm(p) for p in pieces)
                 for i in range(len(pieces)):

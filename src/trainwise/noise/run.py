@@ -1,0 +1,214 @@
+"""Train a task briefly with the monitor on, measuring the noise scale over training.
+
+This is what ``trainwise measure`` runs: a plain training loop (optionally with gradient
+accumulation) with :class:`~trainwise.noise.monitor.NoiseScaleMonitor` reading every step, and at a
+few checkpoints a full :func:`~trainwise.noise.measure.measure_noise_scale` at the current parameters
+(Hessian terms included) on fresh batches. The result follows ``docs/formats.md`` (``measure.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import trainwise
+from trainwise._progress import progress
+from trainwise.noise.estimators import ratio_of_means
+from trainwise.noise.measure import measure_noise_scale
+from trainwise.noise.monitor import NoiseScaleMonitor
+from trainwise.noise.result import Measured
+from trainwise.tasks.base import Task
+
+__all__ = ["run_measurement", "summarize_checkpoints"]
+
+
+def _checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
+    """``checkpoints`` steps spread over ``[0, steps]`` (0 = initialisation, ``steps`` = the end)."""
+    if checkpoints < 1:
+        return []
+    if checkpoints == 1:
+        return [steps]
+    return sorted({int(round(x)) for x in np.linspace(0, steps, checkpoints)})
+
+
+def _weighted_mean(values: list[Measured]) -> Measured:
+    """Plain mean of readings taken at different points of training, with its propagated error."""
+    values = [v for v in values if v is not None and math.isfinite(v.value) and math.isfinite(v.stderr)]
+    if not values:
+        return Measured(math.nan, math.nan, 0)
+    mean = float(np.mean([v.value for v in values]))
+    stderr = float(math.sqrt(sum(v.stderr**2 for v in values)) / len(values))
+    return Measured(mean, stderr, len(values))
+
+
+def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_initial: bool = True) -> dict:
+    """Average the checkpoint readings over a window (all but the initialisation by default).
+
+    The noise scale at initialisation is atypical (McCandlish et al. report start and average
+    separately), so the window starts at the first checkpoint after step 0 when there is one.
+    """
+    window = [c for c in checkpoints if not (skip_initial and c["step"] == 0)] or checkpoints
+    summary: dict[str, Any] = {
+        "window": {
+            "first_step": window[0]["step"] if window else None,
+            "last_step": window[-1]["step"] if window else None,
+            "checkpoints": len(window),
+        }
+    }
+    for name in ("b_simple", "b_noise", "eps_max"):
+        readings = [Measured(c[name]["value"], c[name]["stderr"], c[name].get("n", 0)) for c in window if c.get(name) and c[name]["value"] is not None]
+        summary[name] = _weighted_mean(readings).to_dict()
+    if window:
+        first, last = window[0]["step"], window[-1]["step"]
+        steps = [r for r in history if first <= r["step"] <= last] or history
+    else:
+        steps = history
+    if steps:
+        # ratio of the window means of the unbiased single-step estimates (steps are autocorrelated
+        # through training, so this standard error is a lower bound)
+        summary["b_simple_monitor"] = ratio_of_means(
+            [r["trace_sigma"] for r in steps], [r["grad_sq_norm"] for r in steps]
+        ).to_dict()
+        summary["b_simple_monitor"]["steps"] = [steps[0]["step"], steps[-1]["step"]]
+    return summary
+
+
+def run_measurement(
+    task: Task,
+    *,
+    steps: int = 300,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    optimizer: str | None = None,
+    source: str = "per_example",
+    micro_batches: int = 4,
+    checkpoints: int = 6,
+    rounds: int = 16,
+    measure_batch_size: int | None = None,
+    hessian: bool = True,
+    unit: str = "auto",
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    show_progress: bool = True,
+    ema_steps: float = 50.0,
+) -> dict:
+    """Train ``task`` for ``steps`` optimizer steps and measure the noise scale along the way.
+
+    Returns the ``measure.json`` dictionary; with ``out_dir`` also writes ``noise.jsonl`` (the
+    monitor's log, with ``hessian`` records at the checkpoints) and ``measure.json`` there.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if source not in ("per_example", "accumulation"):
+        raise ValueError(f"measure runs in one process: source must be per_example or accumulation, got {source!r}")
+    batch_size = batch_size or task.default_batch_size
+    if source == "accumulation" and (micro_batches < 2 or batch_size % micro_batches):
+        raise ValueError(f"--micro-batches must be >= 2 and divide --batch-size ({batch_size}), got {micro_batches}")
+    lr = task.default_lr if lr is None else lr
+    measure_batch_size = measure_batch_size or max(64, batch_size)
+    if unit not in ("auto", "tokens", "examples"):
+        raise ValueError(f"unit must be auto, tokens or examples, got {unit!r}")
+    tokens_per_example = task.tokens_per_example if unit in ("auto", "tokens") else None
+    if unit == "tokens" and not tokens_per_example:
+        raise ValueError(f"task {task.name!r} has no tokens per example; use --unit examples")
+
+    out = Path(out_dir) if out_dir else None
+    log_path = None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        log_path = out / "noise.jsonl"
+        if log_path.exists():
+            log_path.unlink()  # a fresh run: never interleave two runs in one log
+    model = task.make_model(seed=seed)
+    opt = task.make_optimizer(model, lr=lr, name=optimizer)
+    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    meta = {
+        "trainwise_version": trainwise.__version__,
+        "task": task.name,
+        "device": str(task.device),
+        "model_parameters": n_params,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer or task.default_optimizer,
+        "steps": steps,
+        "seed": seed,
+        "source": source,
+        "micro_batches": micro_batches if source == "accumulation" else 1,
+        "unit": "tokens" if tokens_per_example else "examples",
+        "tokens_per_example": tokens_per_example,
+        "measure_batch_size": measure_batch_size,
+        "rounds": rounds,
+        "train_examples": task.num_train_examples(),
+    }
+    monitor = NoiseScaleMonitor(
+        model, source=source, tokens_per_example=tokens_per_example, optimizer=opt,
+        precondition=isinstance(opt, torch.optim.Adam | torch.optim.AdamW), ema_steps=ema_steps,
+        log_path=log_path, meta={k: v for k, v in meta.items() if k not in ("source", "unit", "tokens_per_example")},
+    )
+    stream = task.batches(batch_size, seed=seed)
+    probe_stream = task.batches(measure_batch_size, seed=seed + 10_000)  # independent of training data order
+    at = set(_checkpoint_steps(steps, checkpoints))
+    checkpoint_rows: list[dict] = []
+    started = time.perf_counter()
+
+    def take_checkpoint(step: int) -> None:
+        loss = task.eval_loss(model)
+        was_training = model.training
+        monitor.pause()  # the probe's passes are not training steps
+        result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
+                                     tokens_per_example=tokens_per_example)
+        monitor.resume()
+        model.train(was_training)
+        current_lr = float(opt.param_groups[0]["lr"])
+        row = {"step": step, "examples": step * batch_size, "loss": loss, "lr": current_lr,
+               "temperature": current_lr / batch_size, **result.to_dict()}
+        row.pop("info", None)
+        checkpoint_rows.append(row)
+        monitor.log({"kind": "hessian", **row})
+
+    model.train()
+    if 0 in at:
+        take_checkpoint(0)
+    for step in progress(range(1, steps + 1), total=steps, desc=f"measure {task.name}", enabled=show_progress):
+        opt.zero_grad(set_to_none=True)
+        batch = next(stream)
+        if source == "accumulation":
+            micro = batch_size // micro_batches
+            total = 0.0
+            for j in range(micro_batches):
+                part = tuple(t[j * micro : (j + 1) * micro] for t in batch)
+                loss = task.loss_fn(model, part).mean() / micro_batches
+                loss.backward()
+                monitor.micro_step(micro)
+                total += float(loss.detach())
+            monitor.step(loss=total)
+        else:
+            loss = task.loss_fn(model, batch).mean()
+            loss.backward()
+            monitor.step(batch_size=batch_size, loss=float(loss.detach()))
+        opt.step()
+        if step in at:
+            take_checkpoint(step)
+    monitor.close()
+    elapsed = time.perf_counter() - started
+    result = {
+        "meta": {**meta, "seconds": elapsed, "final_loss": checkpoint_rows[-1]["loss"] if checkpoint_rows else task.eval_loss(model),
+                 "skipped_steps": monitor.skipped},
+        "checkpoints": checkpoint_rows,
+        "summary": summarize_checkpoints(checkpoint_rows, monitor.history),
+        "steps": [{k: r.get(k) for k in ("step", "examples", "loss", "lr", "temperature", "b_simple", "grad_sq_norm", "trace_sigma")}
+                  | ({"b_simple_precond": r["precond"]["b_simple"]} if "precond" in r else {})
+                  for r in monitor.history],
+        "files": {},
+    }
+    if out:
+        result["files"]["noise_jsonl"] = str(log_path)
+        (out / "measure.json").write_text(json.dumps(result, indent=1))
+        result["files"]["measure_json"] = str(out / "measure.json")
+    return result
