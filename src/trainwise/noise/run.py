@@ -166,9 +166,11 @@ def run_measurement(
         monitor.resume()
         model.train(was_training)
         current_lr = float(opt.param_groups[0]["lr"])
-        row = {"step": step, "examples": step * batch_size, "loss": loss, "lr": current_lr,
-               "temperature": current_lr / batch_size, **result.to_dict()}
-        row.pop("info", None)
+        measured = result.to_dict()
+        measured.pop("info", None)
+        measured["measure_examples"] = measured.pop("examples")
+        row = {**measured, "step": step, "examples": step * batch_size, "loss": loss, "lr": current_lr,
+               "temperature": current_lr / batch_size}
         checkpoint_rows.append(row)
         monitor.log({"kind": "hessian", **row})
 

@@ -27,7 +27,8 @@ def plot_noise_scale(measurement: dict, path: str | Path) -> Path:
                if c.get(name) and c[name]["value"] is not None and c[name]["value"] > 0 and c[name]["stderr"] is not None]
         if pts:
             sx, sy, se = zip(*pts)
-            lower = [min(y - 1e-12, 1.96 * e) for y, e in zip(sy, se)]
+            # on a log axis a bar reaching zero or below is drawn down to y/20 (the value is that uncertain)
+            lower = [min(0.95 * y, 1.96 * e) for y, e in zip(sy, se)]
             top.errorbar(sx, sy, yerr=[lower, [1.96 * e for e in se]], fmt=marker, color=color, capsize=3,
                          label=f"{'B_simple' if name == 'b_simple' else 'B_noise'} at checkpoint (HVP, 95%)")
     summary = measurement.get("summary", {})
@@ -35,6 +36,10 @@ def plot_noise_scale(measurement: dict, path: str | Path) -> Path:
         top.axhline(summary["b_noise"]["value"], color="#d94801", lw=0.8, ls=":",
                     label=f"B_noise, window mean = {summary['b_noise']['value']:.3g}")
     top.set_yscale("log")
+    values = [v for v in ema if v and v > 0] + [c[n]["value"] for c in checkpoints for n in ("b_simple", "b_noise")
+                                                 if c.get(n) and c[n]["value"] and c[n]["value"] > 0]
+    if values:
+        top.set_ylim(min(values) / 3, max(values) * 3)
     top.set_ylabel(f"noise scale ({unit})")
     top.set_title(f"Gradient noise scale — {meta.get('task', '')}, batch {meta.get('batch_size')}, lr {meta.get('lr'):g}")
     top.grid(True, which="both", alpha=0.3)
@@ -47,6 +52,7 @@ def plot_noise_scale(measurement: dict, path: str | Path) -> Path:
     twin = bottom.twinx()
     twin.plot(xs, [r["temperature"] for r in steps], color="#756bb1", lw=1, label="temperature lr/B")
     twin.set_ylabel("temperature lr/B")
+    twin.ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
     lines = bottom.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     bottom.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper right")
     fig.tight_layout()
