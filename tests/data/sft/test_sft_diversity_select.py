@@ -54,6 +54,16 @@ def test_tfidf_matches_sklearn_reference():
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0)
 
 
+def test_lsa_projection_with_full_rank_preserves_cosines():
+    texts = ["the cat sat on the mat", "the dog sat on the log", "cats and dogs", "a mat for the cat", "quantum physics"]
+    full = HashedTfidfEmbedder(dim=4096).fit_transform(texts)
+    lsa = HashedTfidfEmbedder(dim=4096, components=5).fit_transform(texts)
+    assert lsa.shape == (5, 5)
+    assert np.allclose(lsa @ lsa.T, full @ full.T, atol=1e-5)
+    low = HashedTfidfEmbedder(dim=4096, components=2).fit_transform(texts)
+    assert low.shape == (5, 2) and np.allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-5)
+
+
 def test_embed_texts_fallback_and_bad_backend():
     X, backend = embed_texts(["hello world", "hello there"], backend="tfidf", dim=64)
     assert backend == "tfidf" and X.shape == (2, 64)

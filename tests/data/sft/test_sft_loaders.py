@@ -25,6 +25,7 @@ def test_all_formats_parse(tmp_path):
     assert examples[1].prompt == "Translate\n\nchat" and examples[1].response == "cat"
     assert examples[2].prompt == "Say hi"
     assert examples[3].prompt == "system: S\nuser: U" and examples[3].response == "A"
+    assert examples[3].instruction == "U"
     assert examples[3].messages[-1] == {"role": "assistant", "content": "A"}
     assert examples[4].response == "G"
     assert all(e.task == "mix" for e in examples)

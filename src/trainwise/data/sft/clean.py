@@ -114,6 +114,11 @@ class CleanResult:
         return out
 
 
+def _short(source: str) -> str:
+    """``dir/file.jsonl:12`` -> ``file.jsonl:12`` (reports stay readable)."""
+    return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def _word_count(text: str) -> int:
     return len(text.split())
 
@@ -177,7 +182,7 @@ def clean(
     if config.exact_dedup and alive:
         duplicate_of = find_exact_duplicates([examples[i].instruction for i in alive])
         for local, first in sorted(duplicate_of.items()):
-            dropped.append(Dropped(examples[alive[local]], "exact_duplicate", f"same prompt as {examples[alive[first]].source}", alive[local]))
+            dropped.append(Dropped(examples[alive[local]], "exact_duplicate", f"same prompt as {_short(examples[alive[first]].source)}", alive[local]))
         alive = [i for k, i in enumerate(alive) if k not in duplicate_of]
 
     if config.near_dedup and len(alive) > 1:
@@ -187,7 +192,7 @@ def clean(
             best[j] = max(best.get(j, 0.0), similarity)
         for local, first in sorted(near.duplicate_of.items()):
             dropped.append(Dropped(examples[alive[local]], "near_duplicate",
-                                   f"near-duplicate of {examples[alive[first]].source} (char-{config.near_ngram}-gram Jaccard ≥ {config.near_threshold})",
+                                   f"Jaccard {best.get(local, 0.0):.2f} with {_short(examples[alive[first]].source)}",
                                    alive[local]))
         alive = [i for k, i in enumerate(alive) if k not in near.duplicate_of]
 

@@ -6,7 +6,10 @@
 * ``"tfidf"``: always available, numpy only. Word uni- and bi-grams are hashed into ``D`` signed
   buckets (feature hashing, Weinberger et al. 2009: bucket ``h(t) mod D``, sign from a second
   bit of ``h``), weighted by sublinear TF-IDF ``(1 + log tf) · (log((1 + N)/(1 + df)) + 1)``
-  (the smoothed IDF of scikit-learn), then L2-normalised.
+  (the smoothed IDF of scikit-learn), then L2-normalised. With ``components = c`` the vectors are
+  projected on the top ``c`` right singular vectors of the fitted TF-IDF matrix (latent semantic
+  analysis, Deerwester et al. 1990; randomized SVD, Halko et al. 2011) and re-normalised: a dense
+  space where co-occurring words share directions, so nearest-neighbour distances mean more.
 
 Rows of every backend are unit vectors, so a dot product is a cosine similarity and the Euclidean
 distance is ``sqrt(2 − 2 cos)``.
@@ -39,7 +42,11 @@ class HashedTfidfEmbedder:
 
     name = "tfidf"
 
-    def __init__(self, dim: int = 1024, ngram_max: int = 2):
+    def __init__(self, dim: int = 1024, ngram_max: int = 2, components: int | None = None, seed: int = 0):
+        if components is not None and not 1 <= components <= dim:
+            raise ValueError(f"components must be in [1, dim={dim}], got {components!r}")
+        self.components, self.seed = components, seed
+        self.basis: np.ndarray | None = None  # [D, c] right singular vectors when components is set
         if dim < 2:
             raise ValueError(f"dim must be >= 2, got {dim!r}")
         if ngram_max < 1:
@@ -53,12 +60,24 @@ class HashedTfidfEmbedder:
         for text in texts:
             df.update({stable_hash(t) for t in _terms(text, self.ngram_max)})
         self.document_frequency, self.num_documents = dict(df), len(texts)
+        self.basis = None
+        if self.components is not None:
+            self.basis = _top_right_singular_vectors(self._tfidf(texts), self.components, self.seed)
         return self
 
     def idf(self, term_hash: int) -> float:
         return math.log((1 + self.num_documents) / (1 + self.document_frequency.get(term_hash, 0))) + 1.0
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """``[N, dim]`` (or ``[N, components]`` after LSA) unit vectors."""
+        out = self._tfidf(texts)
+        if self.basis is not None:
+            out = out @ self.basis
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.where(norms > 0, norms, 1.0)
+        return out
+
+    def _tfidf(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             counts = Counter(stable_hash(t) for t in _terms(text, self.ngram_max))
@@ -70,6 +89,20 @@ class HashedTfidfEmbedder:
 
     def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
         return self.fit(texts).transform(texts)
+
+
+def _top_right_singular_vectors(A: np.ndarray, c: int, seed: int, oversample: int = 10, power: int = 2) -> np.ndarray:
+    """Randomized SVD (Halko, Martinsson & Tropp 2011): the top ``c`` right singular vectors ``[D, c]`` of ``A``."""
+    rng = np.random.default_rng(seed)
+    rank = min(c + oversample, *A.shape)
+    Q = np.linalg.qr(A.T @ rng.normal(size=(A.shape[0], rank)).astype(np.float32))[0]  # [D, r], range of Aᵀ
+    for _ in range(power):
+        Q = np.linalg.qr(A.T @ (A @ Q))[0]
+    _, _, vt = np.linalg.svd(A @ Q, full_matrices=False)  # A Q = U S Vᵀ  ->  A ≈ U S (Q V)ᵀ
+    basis = Q @ vt.T[:, :c]
+    if basis.shape[1] < c:  # fewer documents than components: pad with zeros
+        basis = np.pad(basis, ((0, 0), (0, c - basis.shape[1])))
+    return basis.astype(np.float32)
 
 
 def minilm_available() -> bool:
@@ -109,11 +142,17 @@ def embed_texts(
     texts: Sequence[str],
     backend: Literal["auto", "minilm", "tfidf"] = "auto",
     dim: int = 1024,
+    components: int | None = 128,
     device: str = "cpu",
 ) -> tuple[np.ndarray, str]:
-    """``([N, D] unit vectors, backend used)``; ``"auto"`` uses MiniLM when installed, else TF-IDF."""
+    """``([N, D] unit vectors, backend used)``; ``"auto"`` uses MiniLM when installed, else TF-IDF.
+
+    The TF-IDF fallback hashes into ``dim`` buckets and, with ``components``, reduces to that many
+    LSA dimensions (only when there are more texts than components).
+    """
     if backend not in ("auto", "minilm", "tfidf"):
         raise ValueError(f"unknown embedding backend {backend!r}; use 'auto', 'minilm' or 'tfidf'")
     if backend == "minilm" or (backend == "auto" and minilm_available()):
         return MiniLMEmbedder(device=device).transform(texts), "minilm"
-    return HashedTfidfEmbedder(dim=dim).fit_transform(texts), "tfidf"
+    lsa = components if components is not None and len(texts) > components and components <= dim else None
+    return HashedTfidfEmbedder(dim=dim, components=lsa).fit_transform(texts), "tfidf" if lsa is None else f"tfidf-lsa{lsa}"

@@ -70,6 +70,11 @@ class SFTExample:
 
     @property
     def instruction(self) -> str:
+        """The request without template or role labels (chat: the user turns' contents)."""
+        if self.messages:
+            user = [turn["content"] for turn in self.messages[:-1] if turn["role"] == "user"]
+            if user:
+                return "\n".join(user).strip()
         return instruction_text(self.prompt)
 
 

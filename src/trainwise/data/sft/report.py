@@ -1,0 +1,194 @@
+"""The whole curation run as one function, and its report (JSON-ready dict, Markdown, terminal table).
+
+:func:`curate` = load → clean (drops counted per reason) → score (heuristics) → embed → diversity
+before → select ``k`` → diversity after → per-task mixture (T5 rates, expected epochs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from trainwise.data.sft.clean import CleanConfig, CleanResult, clean
+from trainwise.data.sft.diversity import diversity_summary, kmeans
+from trainwise.data.sft.embed import embed_texts
+from trainwise.data.sft.loaders import LoadReport, SFTExample
+from trainwise.data.sft.mixing import mixing_rates, mixture_table
+from trainwise.data.sft.scores import heuristic_scores
+from trainwise.data.sft.select import coverage_distance, deita_select, k_center_greedy, kmeans_medoids, random_select
+
+__all__ = ["CurationResult", "curate", "render_markdown", "SELECTORS"]
+
+SELECTORS = ("kmedoids", "kcenter", "deita", "random")
+
+
+@dataclass
+class CurationResult:
+    cleaned: list[SFTExample]
+    selected: list[SFTExample]
+    clean_result: CleanResult
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _per_task(examples: Sequence[SFTExample]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for example in examples:
+        out[example.task] = out.get(example.task, 0) + 1
+    return out
+
+
+def curate(
+    examples: Sequence[SFTExample],
+    *,
+    load_report: LoadReport | None = None,
+    eval_texts: Sequence[str] | None = None,
+    config: CleanConfig | None = None,
+    k: int | None = None,
+    selector: Literal["kmedoids", "kcenter", "deita", "random"] = "kmedoids",
+    deita_threshold: float = 0.9,
+    embed_backend: Literal["auto", "minilm", "tfidf"] = "auto",
+    clusters: int | None = None,
+    mix_mode: Literal["proportional", "temperature", "equal"] = "proportional",
+    mix_cap: float | None = None,
+    mix_temperature: float = 1.0,
+    seed: int = 0,
+    examples_per_reason: int = 3,
+) -> CurationResult:
+    """Run the curation steps and build the report (see the module docstring)."""
+    if selector not in SELECTORS:
+        raise ValueError(f"unknown selector {selector!r}; choose one of {', '.join(SELECTORS)}")
+    cleaned_result = clean(examples, config, eval_texts=eval_texts)
+    cleaned = cleaned_result.kept
+    report: dict[str, Any] = {
+        "input": {"examples": len(examples), "per_task": _per_task(examples)},
+        "load": load_report.as_dict() if load_report is not None else None,
+        "dropped": {"counts": cleaned_result.counts(), "examples": cleaned_result.examples_by_reason(examples_per_reason)},
+        "cleaned": {"examples": len(cleaned), "per_task": _per_task(cleaned)},
+    }
+    if cleaned_result.decontamination is not None:
+        dec = cleaned_result.decontamination
+        report["decontamination"] = {
+            "ngram": dec.ngram, "min_overlap": dec.min_overlap, "eval_items": len(eval_texts or []),
+            "contaminated_examples": len(dec.contaminated), "exact_matches": len(dec.exact),
+            "collisions": [dict(c.as_dict(), source=examples[c.train_index].source) for c in dec.collisions[:200]],
+        }
+    if not cleaned:
+        report["selection"] = None
+        return CurationResult(cleaned, [], cleaned_result, report)
+
+    instructions = [e.instruction for e in cleaned]
+    heuristics = [heuristic_scores(e.instruction, e.response) for e in cleaned]
+    quality = np.array([h.quality for h in heuristics])
+    complexity = np.array([h.complexity for h in heuristics])
+    X, backend = embed_texts(instructions, backend=embed_backend)
+    n_clusters = clusters or max(2, min(50, int(round(np.sqrt(len(cleaned) / 2)))))
+    n_clusters = min(n_clusters, len(cleaned))
+    _, labels = kmeans(X, n_clusters, seed=seed)
+    report["scores"] = {"quality_mean": float(quality.mean()), "complexity_mean": float(complexity.mean()),
+                        "refusals": int(sum(h.refusal for h in heuristics))}
+    report["diversity_before"] = diversity_summary(instructions, X, labels)
+    report["embedding"] = {"backend": backend, "dim": int(X.shape[1]), "clusters": n_clusters}
+
+    if k is None or k >= len(cleaned):
+        chosen = list(range(len(cleaned)))
+        method = "all"
+    else:
+        method = selector
+        if selector == "kmedoids":
+            chosen = kmeans_medoids(X, k, seed=seed)
+        elif selector == "kcenter":
+            chosen = k_center_greedy(X, k)
+        elif selector == "deita":
+            chosen = deita_select(X, complexity * quality, k, threshold=deita_threshold)
+        else:
+            chosen = random_select(len(cleaned), k, seed=seed)
+    chosen = sorted(chosen)
+    selected = [cleaned[i] for i in chosen]
+    random_cov = [coverage_distance(X, random_select(len(cleaned), len(chosen), s)) for s in range(5)] if method != "all" else None
+    report["selection"] = {
+        "method": method, "k": len(chosen), "requested_k": k,
+        "coverage_distance": coverage_distance(X, chosen),
+        "random_coverage_distance": ({"mean": float(np.mean([r["mean"] for r in random_cov])),
+                                      "max": float(np.mean([r["max"] for r in random_cov])), "seeds": 5}
+                                     if random_cov else None),
+        "quality_mean": float(quality[chosen].mean()), "complexity_mean": float(complexity[chosen].mean()),
+    }
+    report["diversity_after"] = diversity_summary(instructions, X, labels, subset=chosen)
+    sizes = _per_task(selected)
+    names = sorted(sizes)
+    rates = mixing_rates([sizes[n] for n in names], mode=mix_mode, cap=mix_cap, temperature=mix_temperature)
+    total = int(sum(min(sizes[n], mix_cap) if mix_cap else sizes[n] for n in names))
+    table = mixture_table(names, [sizes[n] for n in names], rates.tolist(), total)
+    for row in table:
+        row["input"] = report["input"]["per_task"].get(row["task"], 0)
+        row["cleaned"] = report["cleaned"]["per_task"].get(row["task"], 0)
+    report["mixture"] = {"mode": mix_mode, "cap": mix_cap, "temperature": mix_temperature, "draws_per_epoch": total, "tasks": table}
+    return CurationResult(cleaned, selected, cleaned_result, report)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A readable Markdown report (also printed as the CLI's table)."""
+    out = ["# SFT data report", ""]
+    out.append(f"Input: {report['input']['examples']} examples; after cleaning: {report['cleaned']['examples']}"
+               + (f"; selected: {report['selection']['k']} ({report['selection']['method']})" if report.get("selection") else ""))
+    load = report.get("load")
+    if load and load["skipped"]:
+        out += ["", f"## Skipped lines ({len(load['skipped'])})", ""]
+        out += _table(["file", "line", "problem"], [(b["path"], b["line"], b["problem"][:100]) for b in load["skipped"][:20]])
+    out += ["", "## Dropped, per reason", ""]
+    counts = report["dropped"]["counts"]
+    if counts:
+        out += _table(["reason", "count", "example (source: prompt → detail)"],
+                      [(reason, count, "; ".join(f"{e['source'].rsplit('/', 1)[-1]}: {e['prompt'][:60]!r} → {e['detail'][:80]}"
+                                                 for e in report["dropped"]["examples"].get(reason, [])[:2]))
+                       for reason, count in sorted(counts.items(), key=lambda kv: -kv[1])])
+    else:
+        out.append("nothing dropped")
+    dec = report.get("decontamination")
+    if dec:
+        out += ["", f"## Decontamination ({dec['ngram']}-grams, overlap ≥ {dec['min_overlap']})", "",
+                f"{dec['contaminated_examples']} training examples collide with {dec['eval_items']} evaluation items "
+                f"({dec['exact_matches']} exact matches)."]
+        if dec["collisions"]:
+            out += [""] + _table(["train source", "eval item", "overlap", "exact"],
+                                 [(c["source"].rsplit("/", 1)[-1], c["eval_index"], c["overlap"], c["exact"]) for c in dec["collisions"][:10]])
+    before, after = report.get("diversity_before"), report.get("diversity_after")
+    if before and after:
+        out += ["", f"## Diversity (embeddings: {report['embedding']['backend']}, {report['embedding']['clusters']} clusters)", ""]
+        rows = [(key, before[key], after[key]) for key in ("examples", "distinct_1", "distinct_2", "distinct_3", "dispersion")]
+        rows.append(("cluster coverage", before["cluster_coverage"]["coverage"], after["cluster_coverage"]["coverage"]))
+        rows.append(("cluster entropy", before["cluster_coverage"]["entropy"], after["cluster_coverage"]["entropy"]))
+        for key in ("distinct_verbs", "distinct_pairs", "pair_entropy"):
+            rows.append((f"verb–noun {key}", before["verb_noun"][key], after["verb_noun"][key]))
+        out += _table(["metric", "cleaned", "selected"], rows)
+        out.append("")
+        out.append("Top verb–noun pairs (selected): " + ", ".join(f"{p} ({c})" for p, c in after["verb_noun"]["top_pairs"]))
+    selection = report.get("selection")
+    if selection and selection.get("random_coverage_distance"):
+        ours, rand = selection["coverage_distance"], selection["random_coverage_distance"]
+        out += ["", "## Coverage (distance of every cleaned example to its nearest selected one)", ""]
+        out += _table(["selection", "mean distance", "max distance"],
+                      [(selection["method"], ours["mean"], ours["max"]), (f"random (mean of {rand['seeds']} seeds)", rand["mean"], rand["max"])])
+    mixture = report.get("mixture")
+    if mixture:
+        label = {"proportional": "examples-proportional", "temperature": f"temperature T={mixture['temperature']}", "equal": "equal"}[mixture["mode"]]
+        cap = f", cap K={mixture['cap']:g}" if mixture["cap"] else ""
+        out += ["", f"## Per-task mix ({label}{cap}; one epoch = {mixture['draws_per_epoch']} draws)", ""]
+        out += _table(["task", "input", "cleaned", "selected", "rate", "draws/epoch", "effective epochs"],
+                      [(r["task"], r["input"], r["cleaned"], r["examples"], r["rate"], r["expected_draws"], r["expected_epochs"])
+                       for r in mixture["tasks"]])
+    return "\n".join(out) + "\n"
