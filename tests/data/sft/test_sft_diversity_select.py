@@ -6,7 +6,7 @@ import pytest
 from trainwise.data.sft.diversity import (cluster_coverage, distinct_n, diversity_summary, embedding_dispersion, kmeans,
                                           verb_noun, verb_noun_diversity)
 from trainwise.data.sft.embed import HashedTfidfEmbedder, embed_texts, minilm_available
-from trainwise.data.sft.select import coverage_distance, deita_select, k_center_greedy, kmeans_medoids, random_select, top_k
+from trainwise.data.sft.select import coverage_distance, deita_select, facility_location_greedy, k_center_greedy, kmeans_medoids, random_select, top_k
 
 
 def _unit(rng, n, d):
@@ -105,8 +105,24 @@ def test_coverage_selection_beats_random_on_clustered_data():
     k = 20
     random_mean = np.mean([coverage_distance(X, random_select(len(X), k, seed))["mean"] for seed in range(10)])
     assert coverage_distance(X, kmeans_medoids(X, k))["mean"] < random_mean
+    assert coverage_distance(X, facility_location_greedy(X, k))["mean"] < random_mean
     assert coverage_distance(X, k_center_greedy(X, k))["max"] < 0.5 < np.mean(
         [coverage_distance(X, random_select(len(X), k, seed))["max"] for seed in range(10)])
+
+
+def test_facility_location_lazy_greedy_matches_naive_greedy_and_bound():
+    X = _unit(np.random.default_rng(4), 14, 3).astype(np.float32)
+    D = np.linalg.norm(X[:, None] - X[None, :], axis=-1)
+    F = lambda S: float(np.max(2 - D[:, list(S)], axis=1).sum())  # noqa: E731
+    naive = []
+    for _ in range(4):  # plain greedy: evaluate every candidate each step
+        naive.append(max((c for c in range(14) if c not in naive), key=lambda c: F(naive + [c])))
+    lazy = facility_location_greedy(X, 4, chunk=5)
+    assert lazy == naive
+    best = max(F(S) for S in itertools.combinations(range(14), 4))
+    assert F(lazy) >= (1 - 1 / np.e) * best
+    # F(S) = N (2 - mean coverage distance)
+    assert F(lazy) == pytest.approx(14 * (2 - coverage_distance(X, lazy)["mean"]), rel=1e-5)
 
 
 def test_deita_admission_threshold():

@@ -9,8 +9,9 @@ Quality over quantity (LIMA, AlpaGasus, Deita), diverse prompts, balanced tasks 
 * :mod:`~trainwise.data.sft.scores`    heuristic quality/complexity scores and IFD with any causal LM
 * :mod:`~trainwise.data.sft.embed`     sentence embeddings (optional MiniLM package) or hashed TF-IDF
 * :mod:`~trainwise.data.sft.diversity` distinct-n, embedding dispersion, cluster coverage, verb–noun pairs
-* :mod:`~trainwise.data.sft.select`    k-center greedy, Deita threshold admission, coverage distance
+* :mod:`~trainwise.data.sft.select`    facility location, k-center greedy, Deita admission, coverage distance
 * :mod:`~trainwise.data.sft.mixing`    :class:`TaskMixtureSampler` (resumable multi-task sampler)
+* :mod:`~trainwise.data.sft.report`    :func:`curate` (the whole run) and its Markdown/JSON report
 
 Names are imported lazily, so ``import trainwise.data.sft`` is cheap.
 """
@@ -30,7 +31,8 @@ _EXPORTS = {
     "embed_texts": "embed", "HashedTfidfEmbedder": "embed",
     "distinct_n": "diversity", "embedding_dispersion": "diversity", "cluster_coverage": "diversity",
     "verb_noun_pairs": "diversity", "diversity_summary": "diversity",
-    "k_center_greedy": "select", "deita_select": "select", "random_select": "select", "coverage_distance": "select",
+    "k_center_greedy": "select", "facility_location_greedy": "select", "kmeans_medoids": "select", "deita_select": "select", "random_select": "select", "coverage_distance": "select",
+    "curate": "report", "render_markdown": "report",
     "TaskMixtureSampler": "mixing", "mixing_rates": "mixing", "expected_epochs": "mixing",
 }
 

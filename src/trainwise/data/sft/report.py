@@ -17,11 +17,12 @@ from trainwise.data.sft.embed import embed_texts
 from trainwise.data.sft.loaders import LoadReport, SFTExample
 from trainwise.data.sft.mixing import mixing_rates, mixture_table
 from trainwise.data.sft.scores import heuristic_scores
-from trainwise.data.sft.select import coverage_distance, deita_select, k_center_greedy, kmeans_medoids, random_select
+from trainwise.data.sft.select import (coverage_distance, deita_select, facility_location_greedy, k_center_greedy, kmeans_medoids,
+                                        random_select)
 
 __all__ = ["CurationResult", "curate", "render_markdown", "SELECTORS"]
 
-SELECTORS = ("kmedoids", "kcenter", "deita", "random")
+SELECTORS = ("facility", "kmedoids", "kcenter", "deita", "random")
 
 
 @dataclass
@@ -46,7 +47,7 @@ def curate(
     eval_texts: Sequence[str] | None = None,
     config: CleanConfig | None = None,
     k: int | None = None,
-    selector: Literal["kmedoids", "kcenter", "deita", "random"] = "kmedoids",
+    selector: Literal["facility", "kmedoids", "kcenter", "deita", "random"] = "facility",
     deita_threshold: float = 0.9,
     embed_backend: Literal["auto", "minilm", "tfidf"] = "auto",
     clusters: int | None = None,
@@ -96,7 +97,9 @@ def curate(
         method = "all"
     else:
         method = selector
-        if selector == "kmedoids":
+        if selector == "facility":
+            chosen = facility_location_greedy(X, k)
+        elif selector == "kmedoids":
             chosen = kmeans_medoids(X, k, seed=seed)
         elif selector == "kcenter":
             chosen = k_center_greedy(X, k)

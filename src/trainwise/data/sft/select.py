@@ -11,15 +11,24 @@ Savarese 2018) adds, ``k`` times, the point farthest from the current selection;
 within a factor 2 of the optimum. *Deita* (Liu et al. 2024, arXiv:2312.15685) walks the pool by
 descending score and admits an example only if its largest cosine similarity to those already
 admitted is ``<= threshold`` (0.9 in the paper), until ``k`` are admitted.
+
+Farthest-first minimises the *largest* distance, so it favours isolated points (outliers). To
+minimise the *mean* distance (the k-median objective), :func:`facility_location_greedy`
+maximises the monotone submodular ``F(S) = Σ_x max_{s∈S} (2 − ‖x − s‖)`` (unit vectors are at
+most 2 apart), which equals ``N·(2 − mean coverage distance)`` once ``S`` is non-empty: greedy is
+within ``1 − 1/e`` of the best ``F`` (Nemhauser, Wolsey & Fisher 1978), evaluated lazily (Minoux
+1978). :func:`kmeans_medoids` is a cheaper proxy: k-means on the pool, then per cluster the real
+example nearest its centroid.
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["k_center_greedy", "kmeans_medoids", "deita_select", "random_select", "coverage_distance", "top_k"]
+__all__ = ["k_center_greedy", "kmeans_medoids", "facility_location_greedy", "deita_select", "random_select", "coverage_distance", "top_k"]
 
 
 def _check_k(k: int, n: int) -> None:
@@ -76,6 +85,48 @@ def kmeans_medoids(X: np.ndarray, k: int, seed: int = 0, iterations: int = 25) -
             chosen.append(int(members[np.argmin(_sq_dist_to(X[members], centres[c]))]))
     if len(chosen) < k:
         chosen += k_center_greedy(X, k - len(chosen), already=chosen)
+    return chosen
+
+
+def _distances_to(X: np.ndarray, index: int, x_sq: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(x_sq - 2.0 * (X @ X[index]) + x_sq[index], 0.0))
+
+
+def facility_location_greedy(X: np.ndarray, k: int, chunk: int = 2048) -> list[int]:
+    """Lazy greedy maximisation of ``F(S) = Σ_x max_{s∈S} (2 − ‖x − s‖)``: ``k`` indices in the order chosen.
+
+    Minimises the mean coverage distance directly. Cost: the first gains need all pairwise
+    distances (``O(N² D)``, computed in chunks, ``O(N·chunk)`` memory); afterwards each lazy
+    re-evaluation is ``O(N D)``.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    n = X.shape[0]
+    _check_k(k, n)
+    x_sq = np.einsum("nd,nd->n", X, X)
+    # coverage[x] = max_{s∈S} (2 − d(x, s)); starts at 0 (empty S)
+    coverage = np.zeros(n, dtype=np.float64)
+    heap: list[tuple[float, int]] = []
+    for begin in range(0, n, chunk):
+        block = X[begin : begin + chunk]
+        sq = x_sq[:, None] - 2.0 * X @ block.T + x_sq[begin : begin + chunk][None, :]  # [N, chunk]
+        gains = np.maximum(2.0 - np.sqrt(np.maximum(sq, 0.0)), 0.0).sum(axis=0)
+        heap.extend((-float(g), begin + j) for j, g in enumerate(gains))
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    taken = np.zeros(n, dtype=bool)
+    while len(chosen) < k:
+        _, candidate = heapq.heappop(heap)
+        if taken[candidate]:
+            continue
+        similarity = np.maximum(2.0 - _distances_to(X, candidate, x_sq), 0.0)
+        gain = float(np.maximum(similarity - coverage, 0.0).sum())
+        # lazy evaluation: a stale upper bound that still beats the next best is the true maximum
+        if not heap or gain >= -heap[0][0] - 1e-9:
+            chosen.append(candidate)
+            taken[candidate] = True
+            np.maximum(coverage, similarity, out=coverage)
+        else:
+            heapq.heappush(heap, (-gain, candidate))
     return chosen
 
 
