@@ -140,6 +140,7 @@ class TaskMixtureSampler(Sampler[int]):
         self.draws = 0
         self.counts = np.zeros(len(self.sizes), dtype=np.int64)
         self._perm_cache: dict[int, tuple[int, np.ndarray]] = {}
+        self._block_cache: tuple[int, np.ndarray] | None = None
 
     # ---- construction helpers -------------------------------------------------------------
     @classmethod
@@ -155,8 +156,12 @@ class TaskMixtureSampler(Sampler[int]):
 
     # ---- the stream ------------------------------------------------------------------------
     def _task_block(self, block: int) -> np.ndarray:
+        if self._block_cache is not None and self._block_cache[0] == block:
+            return self._block_cache[1]
         uniform = np.random.default_rng([self.seed, _TASK_STREAM, block]).random(_BLOCK)
-        return np.searchsorted(self._cdf, uniform, side="right").clip(max=len(self.sizes) - 1)
+        tasks = np.searchsorted(self._cdf, uniform, side="right").clip(max=len(self.sizes) - 1)
+        self._block_cache = (block, tasks)
+        return tasks
 
     def _tasks(self, start: int, stop: int) -> np.ndarray:
         """Task ids of draws ``[start, stop)``."""
@@ -180,11 +185,14 @@ class TaskMixtureSampler(Sampler[int]):
         """The next ``count`` (global index, task) pairs, without advancing the state."""
         tasks = self._tasks(self.draws, self.draws + count)
         indices = np.empty(count, dtype=np.int64)
-        seen = self.counts.copy()
-        for position, task in enumerate(tasks):
-            epoch, offset = divmod(int(seen[task]), int(self.sizes[task]))
-            indices[position] = self.offsets[task] + self._permutation(int(task), epoch)[offset]
-            seen[task] += 1
+        for task in np.unique(tasks):
+            where = np.flatnonzero(tasks == task)
+            size = int(self.sizes[task])
+            ranks = int(self.counts[task]) + np.arange(len(where))  # how many of this task came before
+            epochs, offsets = np.divmod(ranks, size)
+            for epoch in np.unique(epochs):
+                in_epoch = epochs == epoch
+                indices[where[in_epoch]] = self.offsets[task] + self._permutation(int(task), int(epoch))[offsets[in_epoch]]
         return indices, tasks
 
     def _take(self, count: int) -> np.ndarray:
@@ -198,7 +206,7 @@ class TaskMixtureSampler(Sampler[int]):
         # advances one index at a time, so state_dict() taken between batches is exact
         remaining = self.num_samples - (self.draws % self.num_samples)
         while remaining > 0:
-            indices, tasks = self._peek(min(remaining, 256))
+            indices, tasks = self._peek(min(remaining, 1024))
             for index, task in zip(indices.tolist(), tasks.tolist()):
                 self.draws += 1
                 self.counts[task] += 1
