@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", action="append", default=[], metavar="FILE",
                         help="evaluation set(s) to decontaminate against (repeatable)")
     parser.add_argument("--k", type=int, default=None, help="size of the selected subset (default: keep all cleaned)")
-    parser.add_argument("--select", choices=["facility", "kmedoids", "kcenter", "deita", "random"], default="facility",
-                        help="facility: greedy facility location, lowest mean distance to the selection; kmedoids: faster "
+    parser.add_argument("--select", choices=["auto", "facility", "kmedoids", "kcenter", "deita", "random"], default="auto",
+                        help="auto: facility up to 15,000 cleaned examples, else kmedoids; facility: greedy facility location, lowest mean distance to the selection; kmedoids: faster "
                              "proxy; kcenter: farthest-first (lowest worst-case distance); "
                              "deita: by complexity × quality with cosine threshold admission")
     parser.add_argument("--deita-threshold", type=float, default=0.9, help="Deita: max cosine similarity to admitted examples")

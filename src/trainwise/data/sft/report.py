@@ -22,7 +22,9 @@ from trainwise.data.sft.select import (coverage_distance, deita_select, facility
 
 __all__ = ["CurationResult", "curate", "render_markdown", "SELECTORS"]
 
-SELECTORS = ("facility", "kmedoids", "kcenter", "deita", "random")
+AUTO_FACILITY_MAX = 15_000
+
+SELECTORS = ("auto", "facility", "kmedoids", "kcenter", "deita", "random")
 
 
 @dataclass
@@ -47,7 +49,7 @@ def curate(
     eval_texts: Sequence[str] | None = None,
     config: CleanConfig | None = None,
     k: int | None = None,
-    selector: Literal["facility", "kmedoids", "kcenter", "deita", "random"] = "facility",
+    selector: Literal["auto", "facility", "kmedoids", "kcenter", "deita", "random"] = "auto",
     deita_threshold: float = 0.9,
     embed_backend: Literal["auto", "minilm", "tfidf"] = "auto",
     clusters: int | None = None,
@@ -96,14 +98,15 @@ def curate(
         chosen = list(range(len(cleaned)))
         method = "all"
     else:
-        method = selector
-        if selector == "facility":
+        # facility location is O(N² D) to start: beyond AUTO_FACILITY_MAX examples use its k-means proxy
+        method = selector if selector != "auto" else ("facility" if len(cleaned) <= AUTO_FACILITY_MAX else "kmedoids")
+        if method == "facility":
             chosen = facility_location_greedy(X, k)
-        elif selector == "kmedoids":
+        elif method == "kmedoids":
             chosen = kmeans_medoids(X, k, seed=seed)
-        elif selector == "kcenter":
+        elif method == "kcenter":
             chosen = k_center_greedy(X, k)
-        elif selector == "deita":
+        elif method == "deita":
             chosen = deita_select(X, complexity * quality, k, threshold=deita_threshold)
         else:
             chosen = random_select(len(cleaned), k, seed=seed)
