@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=float, default=2.0, help="T for --mix temperature: r ∝ min(e, K)^(1/T)")
     group.add_argument("--cap", type=float, default=None, help="K: examples-proportional cap")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no stage/progress lines on stderr")
 
 
 def _eval_texts(paths: list[str], skip_bad: bool) -> list[str]:
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         examples, load_report=load_report, eval_texts=eval_texts, config=config, k=args.k, selector=args.select,
         deita_threshold=args.deita_threshold, embed_backend=args.embed, clusters=args.clusters, mix_mode=args.mix,
         mix_cap=args.cap, mix_temperature=args.temperature, seed=args.seed,
+        verbose=not args.quiet,
     )
     report = result.report
     markdown = render_markdown(report)

@@ -64,6 +64,16 @@ def test_lsa_projection_with_full_rank_preserves_cosines():
     assert low.shape == (5, 2) and np.allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-5)
 
 
+def test_tfidf_state_dict_round_trip():
+    texts = ["write a poem", "solve for x", "name three rivers", "translate to french", "sort the list"]
+    fitted = HashedTfidfEmbedder(dim=256, components=3).fit(texts)
+    restored = HashedTfidfEmbedder()
+    restored.load_state_dict(fitted.state_dict())
+    assert np.array_equal(restored.transform(["write a song"]), fitted.transform(["write a song"]))
+    state, again = fitted.state_dict(), restored.state_dict()
+    assert np.array_equal(state.pop("basis"), again.pop("basis")) and state == again
+
+
 def test_embed_texts_fallback_and_bad_backend():
     X, backend = embed_texts(["hello world", "hello there"], backend="tfidf", dim=64)
     assert backend == "tfidf" and X.shape == (2, 64)

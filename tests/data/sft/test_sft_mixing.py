@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -106,3 +108,18 @@ def test_exported_from_data_packages():
 
     assert trainwise.data.TaskMixtureSampler is TaskMixtureSampler
     assert trainwise.data.sft.TaskMixtureSampler is TaskMixtureSampler
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 60), min_size=1, max_size=5), split=st.integers(0, 700),
+       temperature=st.floats(0.5, 5.0), seed=st.integers(0, 2**31))
+def test_resume_at_any_point_is_identical(sizes, split, temperature, seed):
+    kwargs = dict(sizes=sizes, mode="temperature", temperature=temperature, seed=seed)
+    full = TaskMixtureSampler(**kwargs).take(700)
+    head = TaskMixtureSampler(**kwargs)
+    first = head.take(split)
+    resumed = TaskMixtureSampler(**kwargs)
+    resumed.load_state_dict(head.state_dict())
+    assert np.array_equal(np.concatenate([first, resumed.take(700 - split)]), full)
+    assert int(resumed.counts.sum()) == resumed.draws == 700
+    assert np.all((0 <= full) & (full < sum(sizes)))

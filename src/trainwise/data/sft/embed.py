@@ -65,6 +65,21 @@ class HashedTfidfEmbedder:
             self.basis = _top_right_singular_vectors(self._tfidf(texts), self.components, self.seed)
         return self
 
+    def state_dict(self) -> dict:
+        """Configuration and fitted statistics (document frequencies, LSA basis); round-trips exactly."""
+        return {"dim": self.dim, "ngram_max": self.ngram_max, "components": self.components, "seed": self.seed,
+                "num_documents": self.num_documents,
+                "document_frequency": {int(k): int(v) for k, v in self.document_frequency.items()},
+                "basis": None if self.basis is None else self.basis.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dim, self.ngram_max = int(state["dim"]), int(state["ngram_max"])
+        self.components, self.seed = state["components"], int(state["seed"])
+        self.num_documents = int(state["num_documents"])
+        self.document_frequency = {int(k): int(v) for k, v in state["document_frequency"].items()}
+        basis = state["basis"]
+        self.basis = None if basis is None else np.asarray(basis, dtype=np.float32).copy()
+
     def idf(self, term_hash: int) -> float:
         return math.log((1 + self.num_documents) / (1 + self.document_frequency.get(term_hash, 0))) + 1.0
 

@@ -58,8 +58,22 @@ def curate(
     mix_temperature: float = 1.0,
     seed: int = 0,
     examples_per_reason: int = 3,
+    verbose: bool = False,
 ) -> CurationResult:
-    """Run the curation steps and build the report (see the module docstring)."""
+    """Run the curation steps and build the report (see the module docstring).
+
+    ``verbose`` prints each stage and its duration to stderr (the CLI's progress).
+    """
+    import sys
+    import time
+
+    started = time.perf_counter()
+
+    def stage(message: str) -> None:
+        if verbose:
+            print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    stage(f"cleaning {len(examples)} examples" + (f" against {len(eval_texts)} evaluation items" if eval_texts else ""))
     if selector not in SELECTORS:
         raise ValueError(f"unknown selector {selector!r}; choose one of {', '.join(SELECTORS)}")
     cleaned_result = clean(examples, config, eval_texts=eval_texts)
@@ -85,7 +99,9 @@ def curate(
     heuristics = [heuristic_scores(e.instruction, e.response) for e in cleaned]
     quality = np.array([h.quality for h in heuristics])
     complexity = np.array([h.complexity for h in heuristics])
+    stage(f"embedding {len(cleaned)} prompts ({embed_backend})")
     X, backend = embed_texts(instructions, backend=embed_backend)
+    stage(f"clustering and diversity ({backend})")
     n_clusters = clusters or max(2, min(50, int(round(np.sqrt(len(cleaned) / 2)))))
     n_clusters = min(n_clusters, len(cleaned))
     _, labels = kmeans(X, n_clusters, seed=seed)
@@ -100,6 +116,7 @@ def curate(
     else:
         # facility location is O(N² D) to start: beyond AUTO_FACILITY_MAX examples use its k-means proxy
         method = selector if selector != "auto" else ("facility" if len(cleaned) <= AUTO_FACILITY_MAX else "kmedoids")
+        stage(f"selecting {k} of {len(cleaned)} ({method})")
         if method == "facility":
             chosen = facility_location_greedy(X, k)
         elif method == "kmedoids":
@@ -121,6 +138,7 @@ def curate(
                                      if random_cov else None),
         "quality_mean": float(quality[chosen].mean()), "complexity_mean": float(complexity[chosen].mean()),
     }
+    stage("coverage and diversity of the selection")
     report["diversity_after"] = diversity_summary(instructions, X, labels, subset=chosen)
     sizes = _per_task(selected)
     names = sorted(sizes)
@@ -131,6 +149,7 @@ def curate(
         row["input"] = report["input"]["per_task"].get(row["task"], 0)
         row["cleaned"] = report["cleaned"]["per_task"].get(row["task"], 0)
     report["mixture"] = {"mode": mix_mode, "cap": mix_cap, "temperature": mix_temperature, "draws_per_epoch": total, "tasks": table}
+    stage("done")
     return CurationResult(cleaned, selected, cleaned_result, report)
 
 
