@@ -41,6 +41,7 @@ def test_end_to_end_writes_selection_and_report(tmp_path, capsys):
     counts = report["dropped"]["counts"]
     assert counts["exact_duplicate"] == 1 and counts["empty_response"] == 1 and counts["contaminated"] == 1
     assert report["decontamination"]["collisions"][0]["source"].endswith("chat.jsonl:12")
+    assert report["decontamination"]["collisions"][0]["eval_source"].endswith("eval.jsonl:1")
     assert report["selection"]["k"] == 12
     selected = [json.loads(line) for line in (out / "selected.jsonl").read_text().splitlines()]
     assert len(selected) == 12

@@ -48,13 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no stage/progress lines on stderr")
 
 
-def _eval_texts(paths: list[str], skip_bad: bool) -> list[str]:
+def _eval_items(paths: list[str], skip_bad: bool) -> tuple[list[str], list[str]]:
     from trainwise.data.sft.loaders import load_jsonl
 
     texts: list[str] = []
+    sources: list[str] = []
     for path in paths:
-        texts.extend(e.instruction for e in load_jsonl(path, on_error="skip" if skip_bad else "raise"))
-    return texts
+        for example in load_jsonl(path, on_error="skip" if skip_bad else "raise"):
+            texts.append(example.instruction)
+            sources.append(example.source)
+    return texts, sources
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
         drop_truncated=not args.keep_truncated, near_dedup=not args.no_near_dedup, near_threshold=args.near_threshold,
         decontam_ngram=args.decontam_ngram, decontam_min_overlap=args.decontam_overlap, decontam_fields=args.decontam_fields,
     )
-    eval_texts = _eval_texts(args.eval, args.skip_bad_lines) if args.eval else None
+    eval_texts, eval_sources = _eval_items(args.eval, args.skip_bad_lines) if args.eval else (None, None)
     result = curate(
-        examples, load_report=load_report, eval_texts=eval_texts, config=config, k=args.k, selector=args.select,
+        examples, load_report=load_report, eval_texts=eval_texts, eval_sources=eval_sources, config=config, k=args.k, selector=args.select,
         deita_threshold=args.deita_threshold, embed_backend=args.embed, clusters=args.clusters, mix_mode=args.mix,
         mix_cap=args.cap, mix_temperature=args.temperature, seed=args.seed,
         verbose=not args.quiet,

@@ -47,6 +47,7 @@ def curate(
     *,
     load_report: LoadReport | None = None,
     eval_texts: Sequence[str] | None = None,
+    eval_sources: Sequence[str] | None = None,
     config: CleanConfig | None = None,
     k: int | None = None,
     selector: Literal["auto", "facility", "kmedoids", "kcenter", "deita", "random"] = "auto",
@@ -89,7 +90,9 @@ def curate(
         report["decontamination"] = {
             "ngram": dec.ngram, "min_overlap": dec.min_overlap, "eval_items": len(eval_texts or []),
             "contaminated_examples": len(dec.contaminated), "exact_matches": len(dec.exact),
-            "collisions": [dict(c.as_dict(), source=examples[c.train_index].source) for c in dec.collisions[:200]],
+            "collisions": [dict(c.as_dict(), source=examples[c.train_index].source,
+                                eval_source=eval_sources[c.eval_index] if eval_sources is not None else None)
+                           for c in dec.collisions[:200]],
         }
     if not cleaned:
         report["selection"] = None
@@ -189,8 +192,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{dec['contaminated_examples']} training examples collide with {dec['eval_items']} evaluation items "
                 f"({dec['exact_matches']} exact matches)."]
         if dec["collisions"]:
-            out += [""] + _table(["train source", "eval item", "overlap", "exact"],
-                                 [(c["source"].rsplit("/", 1)[-1], c["eval_index"], c["overlap"], c["exact"]) for c in dec["collisions"][:10]])
+            out += [""] + _table(["train example", "eval item", "overlap", "exact"],
+                                 [(c["source"].rsplit("/", 1)[-1], (c.get("eval_source") or str(c["eval_index"])).rsplit("/", 1)[-1],
+                                   c["overlap"], c["exact"]) for c in dec["collisions"][:10]])
     before, after = report.get("diversity_before"), report.get("diversity_after")
     if before and after:
         out += ["", f"## Diversity (embeddings: {report['embedding']['backend']}, {report['embedding']['clusters']} clusters)", ""]
