@@ -48,6 +48,8 @@ def test_end_to_end_writes_selection_and_report(tmp_path, capsys):
     tasks = {row["task"]: row for row in report["mixture"]["tasks"]}
     assert set(tasks) <= {"arith", "chat"}
     assert abs(sum(row["rate"] for row in tasks.values()) - 1) < 1e-9
+    scores = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert sum(row["selected"] for row in scores) == 12 and {"quality", "complexity", "cluster"} <= set(scores[0])
     dropped = (out / "dropped.jsonl").read_text().splitlines()
     assert len(dropped) == sum(counts.values())
     md = (out / "report.md").read_text()

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: packaged MiniLM when installed (extra [embed]), else hashed TF-IDF")
     parser.add_argument("--clusters", type=int, default=None, help="k-means clusters for coverage (default sqrt(N/2), ≤ 50)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="write selected.jsonl, cleaned.jsonl, dropped.jsonl, report.json, report.md")
+                        help="write selected.jsonl, cleaned.jsonl, dropped.jsonl, scores.jsonl (heuristic scores per "
+                             "cleaned example), report.json, report.md")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines and report them instead of stopping")
     group = parser.add_argument_group("cleaning")
@@ -98,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
         with (out / "dropped.jsonl").open("w", encoding="utf-8") as handle:
             for item in result.clean_result.dropped:
                 handle.write(json.dumps(item.as_dict(max_chars=10_000), ensure_ascii=False) + "\n")
-        report["files"] = {name: str(out / name) for name in ("selected.jsonl", "cleaned.jsonl", "dropped.jsonl", "report.json", "report.md")}
+        with (out / "scores.jsonl").open("w", encoding="utf-8") as handle:
+            for row in result.scores:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        report["files"] = {name: str(out / name) for name in
+                           ("selected.jsonl", "cleaned.jsonl", "dropped.jsonl", "scores.jsonl", "report.json", "report.md")}
         (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
         (out / "report.md").write_text(markdown, encoding="utf-8")
     if args.json:

@@ -33,6 +33,8 @@ class CurationResult:
     selected: list[SFTExample]
     clean_result: CleanResult
     report: dict[str, Any] = field(default_factory=dict)
+    #: per cleaned example: source, task, heuristic scores, cluster, selected
+    scores: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _per_task(examples: Sequence[SFTExample]) -> dict[str, int]:
@@ -152,8 +154,12 @@ def curate(
         row["input"] = report["input"]["per_task"].get(row["task"], 0)
         row["cleaned"] = report["cleaned"]["per_task"].get(row["task"], 0)
     report["mixture"] = {"mode": mix_mode, "cap": mix_cap, "temperature": mix_temperature, "draws_per_epoch": total, "tasks": table}
+    chosen_set = set(chosen)
+    scores = [dict(source=e.source, task=e.task, cluster=int(labels[i]), selected=i in chosen_set,
+                   **{key: value for key, value in heuristics[i].as_dict().items()})
+              for i, e in enumerate(cleaned)]
     stage("done")
-    return CurationResult(cleaned, selected, cleaned_result, report)
+    return CurationResult(cleaned, selected, cleaned_result, report, scores)
 
 
 def _fmt(value: Any) -> str:
