@@ -188,11 +188,12 @@ def clean(
     if config.near_dedup and len(alive) > 1:
         near = find_near_duplicates([examples[i].instruction for i in alive], threshold=config.near_threshold, ngram=config.near_ngram)
         best = {}
-        for i, j, similarity in near.pairs:
+        for i, j, similarity in near.pairs:  # each member's highest verified Jaccard within its group
+            best[i] = max(best.get(i, 0.0), similarity)
             best[j] = max(best.get(j, 0.0), similarity)
         for local, first in sorted(near.duplicate_of.items()):
             dropped.append(Dropped(examples[alive[local]], "near_duplicate",
-                                   f"Jaccard {best.get(local, 0.0):.2f} with {_short(examples[alive[first]].source)}",
+                                   f"Jaccard {best.get(local, 0.0):.2f} in a group kept as {_short(examples[alive[first]].source)}",
                                    alive[local]))
         alive = [i for k, i in enumerate(alive) if k not in near.duplicate_of]
 
