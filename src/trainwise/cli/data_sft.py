@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="flag when this fraction of an eval item's n-grams occurs in a training prompt")
     group.add_argument("--decontam-fields", choices=["prompt", "both"], default="prompt",
                        help="compare eval items with training prompts, or with prompt + response")
+    group = parser.add_argument_group("IFD (instruction-following difficulty) with your own causal LM")
+    group.add_argument("--ifd-model", default=None, metavar="DIR",
+                       help="local Hugging Face causal LM directory (extra [hf]; nothing is downloaded)")
+    group.add_argument("--ifd-max-length", type=int, default=None, help="context length (default: the model's)")
+    group.add_argument("--ifd-batch-size", type=int, default=8)
+    group.add_argument("--max-ifd", type=float, default=None, help="drop examples whose IFD is above this (Cherry LLM: 1.0)")
+    group.add_argument("--device", default="cpu", help="device for the IFD model and MiniLM")
     group = parser.add_argument_group("task mix (T5)")
     group.add_argument("--mix", choices=["proportional", "temperature", "equal"], default="proportional")
     group.add_argument("--temperature", type=float, default=2.0, help="T for --mix temperature: r ∝ min(e, K)^(1/T)")
@@ -80,12 +87,27 @@ def run(args: argparse.Namespace) -> int:
         drop_truncated=not args.keep_truncated, near_dedup=not args.no_near_dedup, near_threshold=args.near_threshold,
         decontam_ngram=args.decontam_ngram, decontam_min_overlap=args.decontam_overlap, decontam_fields=args.decontam_fields,
     )
+    ifd_scorer = None
+    if args.max_ifd is not None and not args.ifd_model:
+        raise ValueError("--max-ifd needs --ifd-model DIR")
+    if args.ifd_model:
+        from trainwise.data.sft.scores import ifd_scores, load_hf_causal_lm
+
+        if not Path(args.ifd_model).is_dir():
+            raise FileNotFoundError(f"--ifd-model {args.ifd_model!r} is not a directory")
+        model, encode, bos, context = load_hf_causal_lm(args.ifd_model, device=args.device)
+        max_length = args.ifd_max_length or context
+
+        def ifd_scorer(prompts, responses):
+            return ifd_scores(model, encode, prompts, responses, max_length=max_length, bos_token_id=bos,
+                              batch_size=args.ifd_batch_size, device=args.device).ifd
+
     eval_texts, eval_sources = _eval_items(args.eval, args.skip_bad_lines) if args.eval else (None, None)
     result = curate(
         examples, load_report=load_report, eval_texts=eval_texts, eval_sources=eval_sources, config=config, k=args.k, selector=args.select,
         deita_threshold=args.deita_threshold, embed_backend=args.embed, clusters=args.clusters, mix_mode=args.mix,
         mix_cap=args.cap, mix_temperature=args.temperature, seed=args.seed,
-        verbose=not args.quiet,
+        verbose=not args.quiet, ifd_scorer=ifd_scorer, max_ifd=args.max_ifd,
     )
     report = result.report
     markdown = render_markdown(report)

@@ -7,7 +7,7 @@ before → select ``k`` → diversity after → per-task mixture (T5 rates, expe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -62,10 +62,15 @@ def curate(
     seed: int = 0,
     examples_per_reason: int = 3,
     verbose: bool = False,
+    ifd_scorer: Callable[[list[str], list[str]], np.ndarray] | None = None,
+    max_ifd: float | None = None,
 ) -> CurationResult:
     """Run the curation steps and build the report (see the module docstring).
 
     ``verbose`` prints each stage and its duration to stderr (the CLI's progress).
+    ``ifd_scorer(prompts, responses) -> IFD [N]`` (e.g. :func:`~trainwise.data.sft.scores.ifd_scores`
+    bound to a model) scores the cleaned examples; with ``max_ifd`` those above it are dropped
+    (reason ``ifd_above_max``; Cherry LLM treats IFD > 1 as a misaligned pair).
     """
     import sys
     import time
@@ -80,6 +85,23 @@ def curate(
     if selector not in SELECTORS:
         raise ValueError(f"unknown selector {selector!r}; choose one of {', '.join(SELECTORS)}")
     cleaned_result = clean(examples, config, eval_texts=eval_texts)
+    ifd = None
+    if ifd_scorer is not None and cleaned_result.kept:
+        stage(f"IFD of {len(cleaned_result.kept)} examples")
+        ifd = np.asarray(ifd_scorer([e.prompt for e in cleaned_result.kept], [e.response for e in cleaned_result.kept]), dtype=float)
+        if ifd.shape != (len(cleaned_result.kept),):
+            raise ValueError(f"ifd_scorer returned shape {ifd.shape} for {len(cleaned_result.kept)} examples")
+        if max_ifd is not None:
+            from trainwise.data.sft.clean import Dropped
+
+            keep = [i for i in range(len(ifd)) if not (ifd[i] > max_ifd)]
+            for i in sorted(set(range(len(ifd))) - set(keep)):
+                cleaned_result.dropped.append(Dropped(cleaned_result.kept[i], "ifd_above_max", f"IFD {ifd[i]:.3f} > {max_ifd}",
+                                                      cleaned_result.kept_indices[i]))
+            cleaned_result.dropped.sort(key=lambda d: d.index)
+            cleaned_result.kept = [cleaned_result.kept[i] for i in keep]
+            cleaned_result.kept_indices = [cleaned_result.kept_indices[i] for i in keep]
+            ifd = ifd[keep]
     cleaned = cleaned_result.kept
     report: dict[str, Any] = {
         "input": {"examples": len(examples), "per_task": _per_task(examples)},
@@ -112,6 +134,11 @@ def curate(
     _, labels = kmeans(X, n_clusters, seed=seed)
     report["scores"] = {"quality_mean": float(quality.mean()), "complexity_mean": float(complexity.mean()),
                         "refusals": int(sum(h.refusal for h in heuristics))}
+    if ifd is not None:
+        finite = ifd[np.isfinite(ifd)]
+        report["scores"]["ifd"] = {"mean": float(finite.mean()) if finite.size else None,
+                                   "median": float(np.median(finite)) if finite.size else None,
+                                   "above_1": int((finite > 1).sum()), "not_scored": int((~np.isfinite(ifd)).sum())}
     report["diversity_before"] = diversity_summary(instructions, X, labels)
     report["embedding"] = {"backend": backend, "dim": int(X.shape[1]), "clusters": n_clusters}
 
@@ -156,6 +183,7 @@ def curate(
     report["mixture"] = {"mode": mix_mode, "cap": mix_cap, "temperature": mix_temperature, "draws_per_epoch": total, "tasks": table}
     chosen_set = set(chosen)
     scores = [dict(source=e.source, task=e.task, cluster=int(labels[i]), selected=i in chosen_set,
+                   ifd=None if ifd is None or not np.isfinite(ifd[i]) else float(ifd[i]),
                    **{key: value for key, value in heuristics[i].as_dict().items()})
               for i, e in enumerate(cleaned)]
     stage("done")
@@ -201,6 +229,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             out += [""] + _table(["train example", "eval item", "overlap", "exact"],
                                  [(c["source"].rsplit("/", 1)[-1], (c.get("eval_source") or str(c["eval_index"])).rsplit("/", 1)[-1],
                                    c["overlap"], c["exact"]) for c in dec["collisions"][:10]])
+    scores = report.get("scores")
+    if scores:
+        line = (f"Heuristic quality (mean) {scores['quality_mean']:.3f}, complexity {scores['complexity_mean']:.2f}, "
+                f"refusals {scores['refusals']}")
+        if scores.get("ifd") and scores["ifd"]["mean"] is not None:
+            line += (f"; IFD mean {scores['ifd']['mean']:.3f}, median {scores['ifd']['median']:.3f}, "
+                     f"{scores['ifd']['above_1']} above 1 (instruction does not help: likely misaligned)")
+        out += ["", "## Scores", "", line]
     before, after = report.get("diversity_before"), report.get("diversity_after")
     if before and after:
         out += ["", f"## Diversity (embeddings: {report['embedding']['backend']}, {report['embedding']['clusters']} clusters)", ""]

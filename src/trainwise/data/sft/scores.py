@@ -32,7 +32,7 @@ import numpy as np
 from trainwise.data.sft._text import word_ngrams, words
 from trainwise.data.sft.clean import is_truncated
 
-__all__ = ["heuristic_scores", "HeuristicScores", "ifd_scores", "IFDResult", "answer_losses"]
+__all__ = ["heuristic_scores", "HeuristicScores", "ifd_scores", "IFDResult", "answer_losses", "load_hf_causal_lm"]
 
 _REFUSAL = re.compile(
     r"\b(as an ai( language model)?|i('m| am) (sorry|unable|not able)|i cannot (help|assist|provide)|i can't (help|assist))\b",
@@ -210,3 +210,23 @@ def ifd_scores(
     with np.errstate(divide="ignore", invalid="ignore"):
         ifd = np.where(direct > 0, conditioned / direct, np.nan)
     return IFDResult(conditioned_loss=conditioned, direct_loss=direct, ifd=ifd, answer_tokens=counts)
+
+
+def load_hf_causal_lm(path: str, device: str = "cpu") -> tuple[Any, Callable[[str], list[int]], int | None, int | None]:
+    """A local Hugging Face causal LM for IFD: ``(model, tokenizer, bos_token_id, max_length)``.
+
+    Reads only the directory ``path`` (``local_files_only=True``: nothing is downloaded). The
+    tokenizer callable adds no special tokens; BOS is passed to :func:`ifd_scores` separately.
+    """
+    from trainwise._optional import require
+
+    transformers = require("transformers", extra="hf", purpose="IFD with a Hugging Face causal LM")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
+    config = model.config
+    max_length = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+    def encode(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return model, encode, tokenizer.bos_token_id, max_length
