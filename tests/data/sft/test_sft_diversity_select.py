@@ -151,6 +151,7 @@ def test_deita_admission_threshold():
 
 def test_verb_noun_heuristic():
     assert verb_noun("Please write a short poem about the sea") == ("write", "poem")
+    assert verb_noun("Can you please help me to now quickly rewrite this email") == ("rewrite", "email")
     assert verb_noun("Classify each of the following as cold or hot") == ("classify", "cold")
     assert verb_noun("What is the capital of Texas?") == ("what?", "capital")
     assert verb_noun("Van Halen famously banned M&Ms") is None

@@ -107,7 +107,7 @@ _VERBS = set(
     cite classify clean combine compare compile complete compose compute condense construct convert correct count create critique
     debug decide decode define delete derive describe design detect determine develop devise diagnose discuss distinguish divide
     draft draw edit elaborate encode enumerate estimate evaluate examine explain express extract fill find fix format formulate
-    generate give group guess help highlight identify illustrate imagine implement improve infer insert interpret invent judge justify
+    generate give group guess highlight identify illustrate imagine implement improve infer insert interpret invent judge justify
     label list locate make map match measure merge mention name note order organize organise outline paraphrase parse pick plan
     predict prepare present produce propose prove provide rank rate recommend reformat remove rename reorder rephrase replace
     report represent respond restate rewrite say schedule score select separate share shorten show simplify solve sort specify
@@ -132,10 +132,15 @@ def verb_noun(instruction: str, window: int = 6) -> tuple[str, str] | None:
     if tokens[0] in _WH:
         verb, verb_at = f"{tokens[0]}?", 0
     else:
-        for position, token in enumerate(tokens[:window]):
+        counted = 0  # politeness lead-ins ("please", "can you", "I want you to") do not use up the window
+        for position, token in enumerate(tokens):
             if token in _VERBS:
                 verb, verb_at = token, position
                 break
+            if token not in _LEAD:
+                counted += 1
+                if counted >= window:
+                    break
     if verb_at is None:
         return None
     for token in tokens[verb_at + 1 : verb_at + 1 + window]:
