@@ -123,3 +123,28 @@ def test_resume_at_any_point_is_identical(sizes, split, temperature, seed):
     assert np.array_equal(np.concatenate([first, resumed.take(700 - split)]), full)
     assert int(resumed.counts.sum()) == resumed.draws == 700
     assert np.all((0 <= full) & (full < sum(sizes)))
+
+
+def test_data_parallel_ranks_partition_the_single_process_stream():
+    kwargs = dict(sizes={"a": 50, "b": 7, "c": 3}, mode="temperature", temperature=2.0, num_samples=30, seed=2)
+    single = list(TaskMixtureSampler(**kwargs))  # one epoch of 30
+    ranks = [TaskMixtureSampler(**kwargs, rank=r, world_size=4) for r in range(4)]
+    assert all(len(s) == 8 for s in ranks)  # 30 rounded up to 32, over 4 ranks
+    streams = [list(s) for s in ranks]
+    reference = TaskMixtureSampler(**kwargs).take(32).tolist()
+    interleaved = [streams[r][i] for i in range(8) for r in range(4)]
+    assert interleaved == reference
+    assert single == reference[:30]
+    # global counts agree on every rank and with the single-process counts
+    one = TaskMixtureSampler(**kwargs)
+    one.take(32)
+    assert all(s.counts.tolist() == one.counts.tolist() and s.draws == 32 for s in ranks)
+    # resume rank 1 after 3 batches of 1 on each rank
+    fresh = TaskMixtureSampler(**kwargs, rank=1, world_size=4)
+    it = iter(fresh)
+    head = [next(it) for _ in range(3)]
+    resumed = TaskMixtureSampler(**kwargs, rank=1, world_size=4)
+    resumed.load_state_dict(fresh.state_dict())
+    assert head + list(resumed) == streams[1]
+    with pytest.raises(ValueError, match="rank"):
+        TaskMixtureSampler({"a": 3}, rank=2, world_size=2)

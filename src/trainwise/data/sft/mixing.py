@@ -100,6 +100,11 @@ class TaskMixtureSampler(Sampler[int]):
         Iteration continues the same endless stream: epoch ``j`` yields draws ``[j·n, (j+1)·n)``.
     shuffle : reshuffle each task at each of its passes (else take it in order).
     seed : the stream is a deterministic function of the seed.
+    rank, world_size : data-parallel sharding. Every rank follows the same global stream in groups
+        of ``world_size`` draws and yields the draw at offset ``rank`` of each group, so the ranks
+        together see exactly the single-process stream; ``counts``/``draws`` are global (after
+        ``n`` indices on each rank, ``draws = n·world_size``), and an "epoch" is ``num_samples``
+        rounded up to a multiple of ``world_size``, ``len()`` = that divided by ``world_size``.
 
     Example
     -------
@@ -116,7 +121,12 @@ class TaskMixtureSampler(Sampler[int]):
         num_samples: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}")
+        self.rank, self.world_size = int(rank), int(world_size)
         if isinstance(sizes, Mapping):
             self.names = [str(k) for k in sizes]
             values = list(sizes.values())
@@ -134,6 +144,7 @@ class TaskMixtureSampler(Sampler[int]):
         self.num_samples = int(num_samples) if num_samples is not None else int(np.sum(capped))
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples!r}")
+        self.global_per_epoch = -(-self.num_samples // self.world_size) * self.world_size
         self.shuffle, self.seed = bool(shuffle), int(seed)
         self._cdf = np.cumsum(self.rates)
         self._cdf[-1] = 1.0
@@ -204,17 +215,27 @@ class TaskMixtureSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         # continue the current "epoch" of num_samples draws (a resumed run finishes it); the state
         # advances one index at a time, so state_dict() taken between batches is exact
-        remaining = self.num_samples - (self.draws % self.num_samples)
+        world, rank = self.world_size, self.rank
+        remaining = self.global_per_epoch - (self.draws % self.global_per_epoch)
+        if remaining % world:
+            raise ValueError(f"draws={self.draws} is not a multiple of world_size={world}; was take() used on a sharded sampler?")
         while remaining > 0:
-            indices, tasks = self._peek(min(remaining, 1024))
-            for index, task in zip(indices.tolist(), tasks.tolist()):
-                self.draws += 1
-                self.counts[task] += 1
-                remaining -= 1
-                yield index
+            indices, tasks = self._peek(min(remaining, 1024 * world))
+            if world == 1:
+                for index, task in zip(indices.tolist(), tasks.tolist()):
+                    self.draws += 1
+                    self.counts[task] += 1
+                    remaining -= 1
+                    yield index
+                continue
+            for group in range(0, len(indices), world):
+                self.draws += world
+                self.counts += np.bincount(tasks[group : group + world], minlength=len(self.sizes))
+                remaining -= world
+                yield int(indices[group + rank])
 
     def __len__(self) -> int:
-        return self.num_samples
+        return self.global_per_epoch // self.world_size
 
     def take(self, count: int) -> np.ndarray:
         """Draw ``count`` indices now (outside a DataLoader), continuing the stream."""
@@ -244,7 +265,7 @@ class TaskMixtureSampler(Sampler[int]):
     def _config(self) -> dict[str, Any]:
         return {"names": list(self.names), "sizes": self.sizes.tolist(), "mode": self.mode, "cap": self.cap,
                 "temperature": self.temperature, "num_samples": self.num_samples, "shuffle": self.shuffle,
-                "seed": self.seed}
+                "seed": self.seed, "world_size": self.world_size}
 
     def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
         """``draws`` so far and the exact per-task counts, plus the configuration they refer to.
