@@ -80,3 +80,17 @@ def test_gsm8k_and_dolly_load(shared_data):
     assert len(train) == 7473 and train[0].format == "question"
     dolly = load_jsonl(shared_data / "instruct_and_arxiv" / "dolly_hhrlhf_train_small.jsonl")
     assert len(dolly) == 1000 and "### Instruction" not in dolly[0].instruction
+
+
+def test_gzip_and_byte_order_mark(tmp_path):
+    import gzip
+
+    path = tmp_path / "z.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\ufeff" + json.dumps({"prompt": "p", "response": "r"}) + "\n")
+    examples = load_jsonl(path)
+    assert len(examples) == 1 and examples[0].task == "z"
+    bad = tmp_path / "latin.jsonl"
+    bad.write_bytes(b'{"prompt": "caf\xe9", "response": "x"}\n')
+    with pytest.raises(SFTFormatError, match=r"latin\.jsonl:1: not valid UTF-8"):
+        load_jsonl(bad)

@@ -11,13 +11,14 @@ Recognised record shapes (the first that matches wins):
 ``question``/``answer``     GSM8K-style
 ==========================  ===============================================================
 
-Every example remembers where it came from (``source`` = ``file:line``). A malformed line raises
+Files ending in ``.gz`` are read through gzip. Every example remembers where it came from (``source`` = ``file:line``). A malformed line raises
 :class:`SFTFormatError` naming the file, the line and the problem; with ``on_error="skip"`` it is
 skipped and recorded in the returned :class:`LoadReport` instead, so nothing disappears silently.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from dataclasses import dataclass, field
@@ -237,9 +238,14 @@ def load_jsonl(
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     report = report if report is not None else LoadReport()
-    task_name = task if task is not None else path.stem
+    stem = path.name
+    for suffix in (".gz", ".jsonl", ".json"):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
+    task_name = task if task is not None else stem
     examples: list[SFTExample] = []
-    with path.open("r", encoding="utf-8", errors="strict") as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    # utf-8-sig: a byte-order mark on the first line is not a JSON error
+    with opener(path, "rt", encoding="utf-8-sig", errors="strict") as handle:
         line_number = 0
         while True:
             line_number += 1
