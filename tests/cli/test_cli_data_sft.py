@@ -62,3 +62,22 @@ def test_table_output(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "| exact_duplicate | 1 |" in text and "| math |" in text
+
+
+def test_allocate_quota_properties():
+    from trainwise.data.sft.report import allocate
+
+    assert allocate(10, [100, 100], [0.5, 0.5]) == [5, 5]
+    assert allocate(10, [2, 100], [0.5, 0.5]) == [2, 8]  # the small task's excess moves to the other
+    assert allocate(1000, [3, 4], [0.9, 0.1]) == [3, 4]  # k above the pool: everything
+    quota = allocate(97, [500, 80, 30, 7], [0.4, 0.3, 0.2, 0.1])
+    assert sum(quota) == 97 and quota[3] == 7 and all(q <= s for q, s in zip(quota, [500, 80, 30, 7]))
+
+
+def test_per_task_selection_follows_the_mix(tmp_path, capsys):
+    math, chat, _ = _files(tmp_path)
+    code = main(["data", "sft", str(math), str(chat), "--k", "10", "--per-task", "--mix", "equal", "--embed", "tfidf",
+                 "--skip-bad-lines", "--json", "--quiet"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {row["task"]: row["examples"] for row in report["mixture"]["tasks"]} == {"chat": 5, "math": 5}

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: facility up to 15,000 cleaned examples, else kmedoids; facility: greedy facility location, lowest mean distance to the selection; kmedoids: faster "
                              "proxy; kcenter: farthest-first (lowest worst-case distance); "
                              "deita: by complexity × quality with cosine threshold admission")
+    parser.add_argument("--per-task", action="store_true",
+                        help="split --k over the tasks by the --mix rates and select within each task")
     parser.add_argument("--deita-threshold", type=float, default=0.9, help="Deita: max cosine similarity to admitted examples")
     parser.add_argument("--embed", choices=["auto", "minilm", "tfidf"], default="auto",
                         help="auto: packaged MiniLM when installed (extra [embed]), else hashed TF-IDF")
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         examples, load_report=load_report, eval_texts=eval_texts, eval_sources=eval_sources, config=config, k=args.k, selector=args.select,
         deita_threshold=args.deita_threshold, embed_backend=args.embed, clusters=args.clusters, mix_mode=args.mix,
         mix_cap=args.cap, mix_temperature=args.temperature, seed=args.seed,
-        verbose=not args.quiet, ifd_scorer=ifd_scorer, max_ifd=args.max_ifd,
+        verbose=not args.quiet, ifd_scorer=ifd_scorer, max_ifd=args.max_ifd, per_task=args.per_task,
     )
     report = result.report
     markdown = render_markdown(report)

@@ -20,7 +20,7 @@ from trainwise.data.sft.scores import heuristic_scores
 from trainwise.data.sft.select import (coverage_distance, deita_select, facility_location_greedy, k_center_greedy, kmeans_medoids,
                                         random_select)
 
-__all__ = ["CurationResult", "curate", "render_markdown", "SELECTORS"]
+__all__ = ["CurationResult", "curate", "render_markdown", "allocate", "SELECTORS"]
 
 AUTO_FACILITY_MAX = 15_000
 
@@ -64,6 +64,7 @@ def curate(
     verbose: bool = False,
     ifd_scorer: Callable[[list[str], list[str]], np.ndarray] | None = None,
     max_ifd: float | None = None,
+    per_task: bool = False,
 ) -> CurationResult:
     """Run the curation steps and build the report (see the module docstring).
 
@@ -71,6 +72,8 @@ def curate(
     ``ifd_scorer(prompts, responses) -> IFD [N]`` (e.g. :func:`~trainwise.data.sft.scores.ifd_scores`
     bound to a model) scores the cleaned examples; with ``max_ifd`` those above it are dropped
     (reason ``ifd_above_max``; Cherry LLM treats IFD > 1 as a misaligned pair).
+    ``per_task``: split ``k`` over the tasks by the mixing rates (:func:`allocate`) and select
+    within each task, so a small task is not crowded out of the subset by a large one.
     """
     import sys
     import time
@@ -148,22 +151,37 @@ def curate(
     else:
         # facility location is O(N² D) to start: beyond AUTO_FACILITY_MAX examples use its k-means proxy
         method = selector if selector != "auto" else ("facility" if len(cleaned) <= AUTO_FACILITY_MAX else "kmedoids")
-        stage(f"selecting {k} of {len(cleaned)} ({method})")
-        if method == "facility":
-            chosen = facility_location_greedy(X, k)
-        elif method == "kmedoids":
-            chosen = kmeans_medoids(X, k, seed=seed)
-        elif method == "kcenter":
-            chosen = k_center_greedy(X, k)
-        elif method == "deita":
-            chosen = deita_select(X, complexity * quality, k, threshold=deita_threshold)
+        stage(f"selecting {k} of {len(cleaned)} ({method}{', per task by the mix rates' if per_task else ''})")
+
+        def pick(rows: np.ndarray, count: int) -> list[int]:
+            sub = X[rows]
+            if count >= len(rows):
+                return rows.tolist()
+            if method == "facility":
+                local = facility_location_greedy(sub, count)
+            elif method == "kmedoids":
+                local = kmeans_medoids(sub, count, seed=seed)
+            elif method == "kcenter":
+                local = k_center_greedy(sub, count)
+            elif method == "deita":
+                local = deita_select(sub, (complexity * quality)[rows], count, threshold=deita_threshold)
+            else:
+                local = random_select(len(rows), count, seed=seed)
+            return rows[np.asarray(local, dtype=np.int64)].tolist()
+
+        if per_task:
+            task_names = sorted(_per_task(cleaned))
+            task_rows = {name: np.flatnonzero([e.task == name for e in cleaned]) for name in task_names}
+            quota = allocate(k, [len(task_rows[n]) for n in task_names],
+                             mixing_rates([len(task_rows[n]) for n in task_names], mode=mix_mode, cap=mix_cap, temperature=mix_temperature))
+            chosen = [i for name, count in zip(task_names, quota) if count for i in pick(task_rows[name], int(count))]
         else:
-            chosen = random_select(len(cleaned), k, seed=seed)
+            chosen = pick(np.arange(len(cleaned)), k)
     chosen = sorted(chosen)
     selected = [cleaned[i] for i in chosen]
     random_cov = [coverage_distance(X, random_select(len(cleaned), len(chosen), s)) for s in range(5)] if method != "all" else None
     report["selection"] = {
-        "method": method, "k": len(chosen), "requested_k": k,
+        "method": method, "k": len(chosen), "requested_k": k, "per_task": bool(per_task),
         "coverage_distance": coverage_distance(X, chosen),
         "random_coverage_distance": ({"mean": float(np.mean([r["mean"] for r in random_cov])),
                                       "max": float(np.mean([r["max"] for r in random_cov])), "seeds": 5}
@@ -188,6 +206,32 @@ def curate(
               for i, e in enumerate(cleaned)]
     stage("done")
     return CurationResult(cleaned, selected, cleaned_result, report, scores)
+
+
+def allocate(k: int, sizes: Sequence[int], rates: Sequence[float]) -> list[int]:
+    """Split ``k`` into per-task quotas ``≈ k·r_m``, none above its task size (largest remainders).
+
+    When a task is too small for its share, the excess goes to the other tasks in proportion to
+    their rates. Sums to ``min(k, Σ sizes)``.
+    """
+    sizes_arr = np.asarray(sizes, dtype=np.int64)
+    rates_arr = np.asarray(rates, dtype=float)
+    total = int(min(k, sizes_arr.sum()))
+    quota = np.zeros(len(sizes_arr), dtype=np.int64)
+    open_tasks = sizes_arr > 0
+    while quota.sum() < total:
+        remaining = total - int(quota.sum())
+        weights = np.where(open_tasks, rates_arr, 0.0)
+        if weights.sum() <= 0:
+            weights = open_tasks.astype(float)
+        share = remaining * weights / weights.sum()
+        extra = np.floor(share).astype(np.int64)
+        leftover = remaining - int(extra.sum())
+        order = np.argsort(-(share - extra), kind="stable")
+        extra[order[:leftover]] += 1
+        quota = np.minimum(quota + extra, sizes_arr)
+        open_tasks = quota < sizes_arr
+    return quota.tolist()
 
 
 def _fmt(value: Any) -> str:
