@@ -1,3 +1,28 @@
-"""data (in progress)."""
+"""Training-data curation: pre-training pipeline steps and fine-tuning (SFT) set curation, mixture samplers.
 
-__all__: list[str] = []
+Names are resolved lazily (module ``__getattr__``), so importing :mod:`trainwise.data` imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> module that defines it (each engineer adds only their own lines)
+_LAZY: dict[str, str] = {}
+# --- fine-tuning data (trainwise.data.sft) ---
+_LAZY["TaskMixtureSampler"] = "trainwise.data.sft.mixing"
+_LAZY["mixing_rates"] = "trainwise.data.sft.mixing"
+_LAZY["sft"] = "trainwise.data.sft"
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainwise.data' has no attribute {name!r}")
+    imported = importlib.import_module(module)
+    value = imported if module.endswith("." + name) else getattr(imported, name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,295 @@
+"""Loaders for the common instruction-tuning formats, one JSON object per line (JSONL).
+
+Recognised record shapes (the first that matches wins):
+
+==========================  ===============================================================
+``messages``                chat: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``;
+                            the last assistant turn is the response, the turns before it the prompt
+``conversations``           ShareGPT: ``[{"from": "human"|"gpt"|..., "value": str}, ...]``
+``instruction``/``output``  Alpaca: prompt = instruction, plus ``input`` after a blank line when present
+``prompt``/``response``     also ``prompt``/``completion`` and ``prompt``/``chosen``
+``question``/``answer``     GSM8K-style
+==========================  ===============================================================
+
+Files ending in ``.gz`` are read through gzip. Every example remembers where it came from (``source`` = ``file:line``). A malformed line raises
+:class:`SFTFormatError` naming the file, the line and the problem; with ``on_error="skip"`` it is
+skipped and recorded in the returned :class:`LoadReport` instead, so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+__all__ = [
+    "SFTExample",
+    "SFTFormatError",
+    "LoadReport",
+    "BadLine",
+    "load_jsonl",
+    "load_many",
+    "parse_record",
+    "instruction_text",
+    "FORMATS",
+]
+
+FORMATS = ("messages", "conversations", "instruction", "prompt", "question")
+
+_USER_ROLES = {"user", "human", "system", "prompter"}
+_ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model", "chatbot"}
+
+
+class SFTFormatError(ValueError):
+    """A record that is not one of the supported formats; the message names file and line."""
+
+    def __init__(self, path: str, line: int, problem: str):
+        self.path, self.line, self.problem = path, line, problem
+        super().__init__(f"{path}:{line}: {problem}")
+
+
+@dataclass
+class SFTExample:
+    """One prompt/response pair, with its task name and origin.
+
+    ``prompt`` is the full model input (template included); :func:`instruction_text` strips common
+    templates for deduplication and diversity. ``messages`` keeps the chat turns when the record was
+    a chat; ``record`` is the original JSON object, written back unchanged by the CLI.
+    """
+
+    prompt: str
+    response: str
+    task: str = "default"
+    source: str = ""
+    format: str = "prompt"
+    messages: list[dict[str, str]] | None = None
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def instruction(self) -> str:
+        """The request without template or role labels (chat: the user turns' contents)."""
+        if self.messages:
+            user = [turn["content"] for turn in self.messages[:-1] if turn["role"] == "user"]
+            if user:
+                return "\n".join(user).strip()
+        return instruction_text(self.prompt)
+
+
+@dataclass
+class BadLine:
+    path: str
+    line: int
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "problem": self.problem}
+
+
+@dataclass
+class LoadReport:
+    """What a load read: examples per file and format, and every skipped line with its reason."""
+
+    examples: int = 0
+    per_file: dict[str, int] = field(default_factory=dict)
+    per_format: dict[str, int] = field(default_factory=dict)
+    skipped: list[BadLine] = field(default_factory=list)
+
+    def merge(self, other: "LoadReport") -> None:
+        self.examples += other.examples
+        for key, value in other.per_file.items():
+            self.per_file[key] = self.per_file.get(key, 0) + value
+        for key, value in other.per_format.items():
+            self.per_format[key] = self.per_format.get(key, 0) + value
+        self.skipped.extend(other.skipped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "per_file": dict(self.per_file),
+            "per_format": dict(self.per_format),
+            "skipped": [bad.as_dict() for bad in self.skipped],
+        }
+
+
+# Templates whose fixed text would make every prompt look alike to a near-duplicate detector.
+_ALPACA = re.compile(r"###\s*Instruction:\s*\n(?P<body>.*?)(?:\n\s*###\s*(?:Input|Response):|\Z)", re.S)
+_ALPACA_INPUT = re.compile(r"###\s*Input:\s*\n(?P<body>.*?)(?:\n\s*###\s*Response:|\Z)", re.S)
+_HUMAN = re.compile(r"(?:^|\n)\s*(?:Human|User):\s*(?P<body>.*?)(?=\n\s*(?:Assistant|AI):|\Z)", re.S)
+
+
+def instruction_text(prompt: str) -> str:
+    """The user's request inside a templated prompt (Alpaca ``### Instruction:``, ``Human:`` turns).
+
+    Returns ``prompt`` stripped when no known template is found.
+    """
+    match = _ALPACA.search(prompt)
+    if match:
+        body = match.group("body").strip()
+        extra = _ALPACA_INPUT.search(prompt)
+        return f"{body}\n{extra.group('body').strip()}" if extra else body
+    turns = [m.group("body").strip() for m in _HUMAN.finditer(prompt)]
+    if turns:
+        return "\n".join(turns)
+    return prompt.strip()
+
+
+def _text_field(record: dict, key: str, where: tuple[str, int]) -> str:
+    value = record[key]
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SFTFormatError(*where, f"field {key!r} must be a string, got {type(value).__name__} {str(value)[:60]!r}")
+    return value
+
+
+def _render_turns(turns: list[dict[str, str]]) -> str:
+    return "\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
+
+
+def _parse_chat(record: dict, key: str, where: tuple[str, int]) -> tuple[str, str, list[dict[str, str]]]:
+    turns_raw = record[key]
+    if not isinstance(turns_raw, list) or not turns_raw:
+        raise SFTFormatError(*where, f"field {key!r} must be a non-empty list of turns, got {str(turns_raw)[:60]!r}")
+    role_key, content_key = ("role", "content") if key == "messages" else ("from", "value")
+    turns: list[dict[str, str]] = []
+    for number, turn in enumerate(turns_raw):
+        if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
+            raise SFTFormatError(*where, f"turn {number} of {key!r} needs {role_key!r} and {content_key!r}, got {str(turn)[:80]!r}")
+        role = str(turn[role_key]).lower()
+        content = turn[content_key]
+        if not isinstance(content, str):
+            raise SFTFormatError(*where, f"turn {number} {content_key!r} must be a string, got {str(content)[:60]!r}")
+        if role not in _USER_ROLES | _ASSISTANT_ROLES:
+            raise SFTFormatError(*where, f"turn {number} has unknown role {role!r}")
+        turns.append({"role": "assistant" if role in _ASSISTANT_ROLES else ("system" if role == "system" else "user"), "content": content})
+    last_assistant = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
+    if last_assistant is None:
+        raise SFTFormatError(*where, f"{key!r} has no assistant turn to use as the response")
+    if last_assistant == 0:
+        raise SFTFormatError(*where, f"{key!r} starts with the assistant turn: there is no prompt")
+    prompt_turns = turns[:last_assistant]
+    return _render_turns(prompt_turns), turns[last_assistant]["content"], turns[: last_assistant + 1]
+
+
+def parse_record(record: Any, path: str = "<record>", line: int = 0, task: str = "default") -> SFTExample:
+    """One JSON object -> :class:`SFTExample`; raises :class:`SFTFormatError` naming ``path:line``."""
+    where = (path, line)
+    if not isinstance(record, dict):
+        raise SFTFormatError(*where, f"expected a JSON object, got {type(record).__name__} {str(record)[:60]!r}")
+    messages = None
+    if "messages" in record or "conversations" in record:
+        key = "messages" if "messages" in record else "conversations"
+        prompt, response, messages = _parse_chat(record, key, where)
+        fmt = key
+    elif "instruction" in record:
+        if "output" not in record:
+            raise SFTFormatError(*where, "an 'instruction' record needs an 'output' field")
+        prompt = _text_field(record, "instruction", where)
+        extra = _text_field(record, "input", where) if "input" in record else ""
+        if extra.strip():
+            prompt = f"{prompt}\n\n{extra}"
+        response, fmt = _text_field(record, "output", where), "instruction"
+    elif "prompt" in record:
+        answer_key = next((k for k in ("response", "completion", "chosen", "output") if k in record), None)
+        if answer_key is None:
+            raise SFTFormatError(*where, "a 'prompt' record needs a 'response' (or 'completion'/'chosen') field")
+        prompt, response, fmt = _text_field(record, "prompt", where), _text_field(record, answer_key, where), "prompt"
+    elif "question" in record:
+        if "answer" not in record:
+            raise SFTFormatError(*where, "a 'question' record needs an 'answer' field")
+        prompt, response, fmt = _text_field(record, "question", where), _text_field(record, "answer", where), "question"
+    else:
+        raise SFTFormatError(
+            *where,
+            f"unrecognised record with keys {sorted(record)!r}; expected one of: messages, conversations, "
+            "instruction/input/output, prompt/response, question/answer",
+        )
+    record_task = record.get("task")
+    return SFTExample(
+        prompt=prompt,
+        response=response,
+        task=str(record_task) if isinstance(record_task, str) and task == "default" else task,
+        source=f"{path}:{line}",
+        format=fmt,
+        messages=messages,
+        record=record,
+    )
+
+
+def load_jsonl(
+    path: str | Path,
+    task: str | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    report: LoadReport | None = None,
+) -> list[SFTExample]:
+    """Read one JSONL file of instruction records.
+
+    ``task`` names the task of every example (default: the file stem, or a record's own ``task``
+    field). Blank lines are ignored. ``on_error="raise"`` stops at the first bad line with an
+    :class:`SFTFormatError` (``file:line: problem``); ``"skip"`` records it in ``report.skipped``.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    report = report if report is not None else LoadReport()
+    stem = path.name
+    for suffix in (".gz", ".jsonl", ".json"):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
+    task_name = task if task is not None else stem
+    examples: list[SFTExample] = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    # utf-8-sig: a byte-order mark on the first line is not a JSON error
+    with opener(path, "rt", encoding="utf-8-sig", errors="strict") as handle:
+        line_number = 0
+        while True:
+            line_number += 1
+            try:
+                line = handle.readline()
+            except UnicodeDecodeError as exc:
+                raise SFTFormatError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
+            if not line:
+                break
+            if not line.strip():
+                continue
+            try:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SFTFormatError(str(path), line_number, f"invalid JSON ({exc.msg} at column {exc.colno}): {line.strip()[:80]!r}") from None
+                example = parse_record(record, str(path), line_number, task="default" if task is None else task)
+                if task is None and example.task == "default":
+                    example.task = task_name
+            except SFTFormatError as exc:
+                if on_error == "raise":
+                    raise
+                report.skipped.append(BadLine(exc.path, exc.line, exc.problem))
+                continue
+            examples.append(example)
+    report.examples += len(examples)
+    report.per_file[str(path)] = report.per_file.get(str(path), 0) + len(examples)
+    for example in examples:
+        report.per_format[example.format] = report.per_format.get(example.format, 0) + 1
+    return examples
+
+
+def load_many(
+    specs: Iterable[str | Path | tuple[str, str | Path]],
+    on_error: Literal["raise", "skip"] = "raise",
+) -> tuple[list[SFTExample], LoadReport]:
+    """Load several files; each spec is a path, ``"name=path"`` or ``(name, path)`` naming its task."""
+    report = LoadReport()
+    examples: list[SFTExample] = []
+    for spec in specs:
+        if isinstance(spec, tuple):
+            name, path = spec
+        else:
+            text = str(spec)
+            name, path = (text.split("=", 1) if "=" in text and not Path(text).exists() else (None, text))
+        examples.extend(load_jsonl(path, task=name, on_error=on_error, report=report))
+    return examples, report
