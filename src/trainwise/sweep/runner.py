@@ -534,6 +534,11 @@ def summarize(config: SweepConfig, runs: dict[str, RunResult], noise_probes: dic
         if key is None:
             continue
         tuned[b] = key
+        grid = sorted(r.lr for r in runs.values() if r.batch_size == b)
+        if len(grid) > 1 and runs[key].lr in (grid[0], grid[-1]):
+            edge = "smallest" if runs[key].lr == grid[0] else "largest"
+            notes.append(f"B={b}: the best learning rate {runs[key].lr:.3g} is the {edge} of the grid; "
+                         "widen the grid (--lr-factors) to be sure it is tuned")
         entry = {"run": key, "lr": runs[key].lr, "b_simple": runs[key].noise.get("b_simple"),
                  "window": runs[key].noise.get("window")}
         if key in noise_probes and noise_probes[key]:
