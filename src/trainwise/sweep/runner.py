@@ -140,7 +140,7 @@ class RunResult:
     batch_size: int
     lr: float
     steps_to_target: dict[str, float | None]
-    stopped: str  #: "all_targets", "step_cap", "example_cap", "pruned" or "diverged"
+    stopped: str  #: "all_targets", "step_cap", "example_cap", "pruned", "plateau" or "diverged"
     final_step: int
     final_loss: float
     eval_steps: list[int]
@@ -211,6 +211,7 @@ def train_to_targets(
     optimizer: str | None = None,
     prune_at: dict[str, float] | None = None,
     checkpoint_growth: float = 1.25,
+    plateau_min_steps: int = 100,
 ) -> tuple[RunResult, dict[int, dict], dict]:
     """Train once at ``(batch_size, lr)`` until every target (held-out loss) is reached, or a cap.
 
@@ -222,7 +223,8 @@ def train_to_targets(
         |G|²  ≈ (B |G_big|² − b |G_small|²)/(B − b),   tr(Σ) ≈ (|G_small|² − |G_big|²)/(1/b − 1/B).
 
     ``prune_at`` maps target keys to the best steps another learning rate already needed at this batch size;
-    a run stops once it cannot beat any of them ("pruned"). Returns the result, the model checkpoints
+    a run stops once it cannot beat any of them ("pruned"), and once the held-out loss has not improved over the
+    last half of the run (after ``plateau_min_steps``; "plateau": overfitting or stuck). Returns the result, the model checkpoints
     (``step -> state_dict``, on a geometric schedule) and the per-step noise trace.
     """
     targets = sorted(targets, reverse=True)
@@ -281,6 +283,10 @@ def train_to_targets(
                     steps_to_target[key] = prev_step + min(max(frac, 0.0), 1.0) * (step - prev_step)
             if all(v is not None for v in steps_to_target.values()):
                 stopped = "all_targets"
+                break
+            best_at = eval_steps[eval_losses.index(min(eval_losses))]
+            if step >= plateau_min_steps and best_at < step / 2:
+                stopped = "plateau"  # no new best held-out loss over the last half of the run
                 break
             if prune_at and all(
                 steps_to_target[k] is not None or (prune_at.get(k) is not None and step >= prune_at[k])
