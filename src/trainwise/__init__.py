@@ -7,4 +7,13 @@ plots and data pipelines are optional extras imported lazily.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "measure_noise_scale", "NoiseScaleMonitor", "NoiseScaleResult"]
+
+
+def __getattr__(name: str):
+    # Lazy top-level shortcuts, so `import trainwise` stays light.
+    if name in ("measure_noise_scale", "NoiseScaleMonitor", "NoiseScaleResult"):
+        import trainwise.noise as noise
+
+        return getattr(noise, name)
+    raise AttributeError(f"module 'trainwise' has no attribute {name!r}")

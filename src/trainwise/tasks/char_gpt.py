@@ -100,10 +100,11 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """``idx``: [B, T] character ids -> logits [B, T, vocab]."""
-        time = idx.shape[1]
+        batch, time = idx.shape
         if time > self.config.block_size:
             raise ValueError(f"sequence length {time} exceeds block_size {self.config.block_size}")
-        pos = torch.arange(time, device=idx.device)
+        # positions expanded to [B, T] (a view) so per-example gradient hooks see the batch dimension
+        pos = torch.arange(time, device=idx.device).expand(batch, time)
         x = self.wte(idx) + self.wpe(pos)
         for block in self.blocks:
             x = block(x)

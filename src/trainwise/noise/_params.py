@@ -1,0 +1,54 @@
+"""Parameter bookkeeping shared by the noise-scale sources."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["trainable_params", "grad_sq_norm", "adam_preconditioner"]
+
+
+def trainable_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Trainable parameters, each once (tied weights share one object), frozen ones left out."""
+    params = model_or_params.parameters() if isinstance(model_or_params, nn.Module) else model_or_params
+    unique: dict[int, torch.Tensor] = {}
+    for p in params:
+        if p.requires_grad:
+            unique.setdefault(id(p), p)
+    if not unique:
+        raise ValueError("no trainable parameters: every parameter has requires_grad=False")
+    return list(unique.values())
+
+
+def grad_sq_norm(tensors: list[torch.Tensor], preconditioners: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """``Σ |t|²`` (or ``Σ |t/P|²``) over a list of tensors as one float64 scalar tensor, fused with foreach."""
+    if not tensors:
+        return torch.zeros((), dtype=torch.float64)
+    if preconditioners is not None:
+        tensors = torch._foreach_div([t.float() for t in tensors], preconditioners)
+    norms = torch._foreach_norm(tensors, 2)
+    return torch.stack([n.double() for n in norms]).pow(2).sum()
+
+
+def adam_preconditioner(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    r"""``P = sqrt(v̂) + eps`` per parameter from an Adam/AdamW state, or None before its first step.
+
+    ``v̂ = v / (1 − β₂^t)`` is the bias-corrected second moment as it stands *before* the coming
+    step (a snapshot), which is what the noise of the update that step takes is divided by.
+    """
+    groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    out = []
+    for p in params:
+        state = optimizer.state.get(p, {})
+        if "exp_avg_sq" not in state or id(p) not in groups:
+            return None
+        group = groups[id(p)]
+        beta2 = group["betas"][1]
+        step = float(state["step"])
+        if step < 1:
+            return None
+        v_hat = state["exp_avg_sq"].float() / (1.0 - beta2**step)
+        out.append(v_hat.sqrt().add_(group["eps"]))
+    return out

@@ -1,0 +1,247 @@
+r"""One-call measurement of the noise scale at fixed parameters, Hessian terms included.
+
+Each *round* takes a gradient batch ``A`` of ``B`` examples and, for the Hessian terms, an
+independent batch ``C``. ``A`` is split into two halves ``A_1, A_2`` of ``b = B/2`` examples whose
+mean gradients ``G_1, G_2`` come from two backward passes (together the cost of one); layer hooks
+give the exact per-example squared norms ``|g_i|²`` on the way. Per round:
+
+.. math::
+    \widehat{|G|^2} = \frac{B|G_A|^2 - \overline{|g_i|^2}}{B-1}, \qquad
+    \widehat{\operatorname{tr}\Sigma} = \frac{B}{B-1}\left(\overline{|g_i|^2} - |G_A|^2\right),
+
+(the two-batch estimators with ``B_small = 1``, ``B_big = B``) and, with ``H_C`` the Hessian of
+the mean loss on ``C`` applied by two Hessian-vector products,
+
+.. math::
+    \widehat{G^\top H G} = G_1^\top H_C G_2, \qquad
+    \widehat{\operatorname{tr}(H\Sigma)} = b\left(\tfrac12(G_1^\top H_C G_1 + G_2^\top H_C G_2) - G_1^\top H_C G_2\right),
+
+unbiased because ``G_1``, ``G_2`` and ``H_C`` are independent:
+``E[G_1ᵀH_CG_2] = GᵀHG`` and ``E[G_jᵀH_CG_j] = GᵀHG + tr(HΣ)/b``.
+Rounds are averaged, ratios are taken of the averages (:func:`~trainwise.noise.estimators.ratio_of_means`),
+and standard errors come from the spread over rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from trainwise._progress import progress as _progress
+from trainwise.noise._params import trainable_params
+from trainwise.noise.estimators import (
+    delta_l_max_of_means,
+    grad_sq_norm_estimate,
+    mean_of,
+    ratio_of_means,
+    trace_sigma_estimate,
+)
+from trainwise.noise.per_example import PerExampleGradNorms
+from trainwise.noise.result import NoiseScaleResult
+
+__all__ = ["measure_noise_scale"]
+
+LossFn = Callable[[nn.Module, object], torch.Tensor]
+
+
+def _split(batch, start: int, stop: int):
+    if isinstance(batch, torch.Tensor):
+        return batch[start:stop]
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_split(item, start, stop) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _split(value, start, stop) for key, value in batch.items()}
+    raise TypeError(f"a batch must be a tensor, a tuple/list of tensors or a dict of tensors, got {type(batch).__name__}")
+
+
+def _batch_len(batch) -> int:
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0]
+    if isinstance(batch, (tuple, list)) and batch:
+        return _batch_len(batch[0])
+    if isinstance(batch, dict) and batch:
+        return _batch_len(next(iter(batch.values())))
+    raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
+
+
+def _per_example_losses(loss_fn: LossFn, model: nn.Module, batch) -> torch.Tensor:
+    losses = loss_fn(model, batch)
+    n = _batch_len(batch)
+    if losses.dim() != 1 or losses.shape[0] != n:
+        raise ValueError(
+            f"loss_fn must return per-example losses of shape [{n}], got shape {tuple(losses.shape)}"
+        )
+    return losses
+
+
+def _math_attention():
+    """Double backward needs the math SDPA kernel (flash/efficient kernels have no second derivative)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel([SDPBackend.MATH])
+    except ImportError:  # pragma: no cover - torch < 2.3
+        return contextlib.nullcontext()
+
+
+def _dot(xs, ys) -> float:
+    return float(sum((x.double() * y.double()).sum() for x, y in zip(xs, ys)))
+
+
+@torch.no_grad()
+def _restore(params, saved_grads) -> None:
+    for p, g in zip(params, saved_grads):
+        p.grad = g
+
+
+def measure_noise_scale(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Iterable,
+    *,
+    rounds: int = 16,
+    hessian: bool = True,
+    per_example: bool | str = "auto",
+    tokens_per_example: float | None = None,
+    show_progress: bool = False,
+) -> NoiseScaleResult:
+    r"""Measure ``B_simple``, ``B_noise``, ``ε_max``, ``ΔL_max`` and their parts at the current parameters.
+
+    Args:
+        model: the model; its parameters, ``.grad`` and training mode are left exactly as they were.
+        loss_fn: ``loss_fn(model, batch)`` → per-example losses, shape ``[B]``.
+        batches: an iterable of batches (a tensor, a tuple/list or dict of tensors, examples on dim 0),
+            i.i.d. draws from the data; ``rounds`` of them are used, twice as many with ``hessian``.
+        rounds: number of gradient batches to average over.
+        hessian: also measure ``GᵀHG`` and ``tr(HΣ)`` by Hessian-vector products on independent
+            batches (about 2–3× the cost of the gradients; turn off for large models).
+        per_example: exact per-example norms from layer hooks (``B_small = 1``); ``False`` uses the two
+            halves of each batch instead (``B_small = B/2``, noisier); ``"auto"`` falls back to halves
+            when some parameter is out of the hooks' reach.
+        tokens_per_example: report batch sizes in tokens (``×`` this) instead of examples.
+        show_progress: a progress bar on stderr.
+
+    Returns:
+        :class:`~trainwise.noise.result.NoiseScaleResult`.
+
+    Example:
+        >>> res = measure_noise_scale(model, lambda m, b: F.cross_entropy(m(b[0]), b[1], reduction="none"),
+        ...                           loader, rounds=8)                                  # doctest: +SKIP
+        >>> print(f"B_simple = {res.b_simple}, B_noise = {res.b_noise}")                  # doctest: +SKIP
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    params = trainable_params(model)
+    engine = None
+    if per_example:
+        try:
+            engine = PerExampleGradNorms(model, params, layers="all")
+        except ValueError:
+            if per_example is True:
+                raise
+            warnings.warn("measure_noise_scale: per-example norms unavailable for this model; using batch halves",
+                          RuntimeWarning, stacklevel=2)
+    saved_grads = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    samples: dict[str, list[float]] = {k: [] for k in ("grad_sq_norm", "trace_sigma", "ghg", "trace_h_sigma")}
+    examples = 0
+    b_small = b_big = 0.0
+    stream = iter(batches)
+    try:
+        for _ in _progress(range(rounds), total=rounds, desc="noise scale", enabled=show_progress):
+            try:
+                batch = next(stream)
+                hessian_batch = next(stream) if hessian else None
+            except StopIteration:
+                break
+            size = _batch_len(batch)
+            half = size // 2
+            if half < 1:
+                raise ValueError(f"each batch needs at least 2 examples, got {size}")
+            halves_grads, halves_sq, per_example_sq = [], [], []
+            for start, stop in ((0, half), (half, 2 * half)):
+                if engine is not None:
+                    engine.start()
+                losses = _per_example_losses(loss_fn, model, _split(batch, start, stop))
+                grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
+                grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
+                halves_grads.append(grads)
+                halves_sq.append(_dot(grads, grads))
+                if engine is not None:
+                    per_example_sq.append(engine.norms().double() * float(half) ** 2)
+                    engine.stop()
+            mean_grad = [(a + b) / 2 for a, b in zip(*halves_grads)]
+            big_sq = _dot(mean_grad, mean_grad)
+            if engine is not None:
+                b_small, b_big = 1.0, float(2 * half)
+                small_sq = float(torch.cat(per_example_sq).mean())
+            else:
+                b_small, b_big = float(half), float(2 * half)
+                small_sq = (halves_sq[0] + halves_sq[1]) / 2
+            if not all(math.isfinite(x) for x in (small_sq, big_sq)):
+                raise FloatingPointError("measure_noise_scale: non-finite gradient (NaN/inf loss or gradient) in a batch")
+            samples["grad_sq_norm"].append(grad_sq_norm_estimate(b_small, small_sq, b_big, big_sq))
+            samples["trace_sigma"].append(trace_sigma_estimate(b_small, small_sq, b_big, big_sq))
+            examples += 2 * half
+            if hessian:
+                with _math_attention():
+                    h_losses = _per_example_losses(loss_fn, model, hessian_batch)
+                    h_grads = torch.autograd.grad(h_losses.mean(), params, create_graph=True, allow_unused=True)
+                    pairs = [(g, v) for g, v in zip(h_grads, zip(*halves_grads)) if g is not None]
+                    hv = []
+                    for j in range(2):
+                        inner = sum((g * v[j]).sum() for g, v in pairs)
+                        out = torch.autograd.grad(inner, params, retain_graph=(j == 0), allow_unused=True)
+                        hv.append([torch.zeros_like(p) if o is None else o.detach() for p, o in zip(params, out)])
+                q11 = _dot(halves_grads[0], hv[0])
+                q22 = _dot(halves_grads[1], hv[1])
+                q12 = 0.5 * (_dot(halves_grads[0], hv[1]) + _dot(halves_grads[1], hv[0]))
+                samples["ghg"].append(q12)
+                samples["trace_h_sigma"].append(half * (0.5 * (q11 + q22) - q12))
+                examples += _batch_len(hessian_batch)
+    finally:
+        if engine is not None:
+            engine.remove()
+        _restore(params, saved_grads)
+    n = len(samples["grad_sq_norm"])
+    if n == 0:
+        raise ValueError("measure_noise_scale: the batches iterable yielded no batch")
+    if n < rounds:
+        warnings.warn(f"measure_noise_scale: only {n} of {rounds} rounds had batches", RuntimeWarning, stacklevel=2)
+    unit_factor = float(tokens_per_example) if tokens_per_example else 1.0
+    result = dict(
+        b_simple=ratio_of_means(samples["trace_sigma"], samples["grad_sq_norm"], scale=unit_factor),
+        grad_sq_norm=mean_of(samples["grad_sq_norm"]),
+        trace_sigma=mean_of(samples["trace_sigma"]).scaled(unit_factor),
+    )
+    if hessian:
+        result.update(
+            b_noise=ratio_of_means(samples["trace_h_sigma"], samples["ghg"], scale=unit_factor),
+            ghg=mean_of(samples["ghg"]),
+            trace_h_sigma=mean_of(samples["trace_h_sigma"]).scaled(unit_factor),
+            eps_max=ratio_of_means(samples["grad_sq_norm"], samples["ghg"]),
+            delta_l_max=delta_l_max_of_means(samples["grad_sq_norm"], samples["ghg"]),
+        )
+        if result["ghg"].value <= 0:
+            warnings.warn(
+                f"measure_noise_scale: GᵀHG averaged to {result['ghg'].value:.3g} <= 0 (negative curvature along "
+                "the gradient, or too few rounds): B_noise and ε_max are not meaningful here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return NoiseScaleResult(
+        **result,
+        examples=examples,
+        rounds=n,
+        unit="tokens" if tokens_per_example else "examples",
+        tokens_per_example=float(tokens_per_example) if tokens_per_example else None,
+        b_small=b_small,
+        b_big=b_big,
+        info={"per_example": engine is not None, "hessian": hessian},
+    )

@@ -1,0 +1,326 @@
+r"""Exact per-example squared gradient norms from forward and backward hooks.
+
+For a layer applied to the ``T`` positions of an example, the example's weight gradient is a sum
+of outer products, ``∇W_i = Σ_t g_{i,t} a_{i,t}ᵀ`` (``a`` the layer input, ``g`` the gradient at
+its output). Its squared Frobenius norm is computed without forming ``∇W_i`` when that is cheaper,
+by the Gram identity
+
+.. math::  \|\textstyle\sum_t g_t a_t^\top\|_F^2 = \sum_{t,s} (g_t\cdot g_s)(a_t\cdot a_s),
+
+and by materialising ``∇W_i`` (``einsum``) otherwise: ``O(T²(m+n))`` against ``O(m·n)`` per
+example. Embeddings are outer-product sums with one-hot rows; their norms are taken by summing
+rows that share a token id (``index_add``), ``O(T·d)`` per example. LayerNorm/RMSNorm weights are
+``Σ_t g_t ⊙ x̂_t``. Any other module that owns parameters directly falls back to ``torch.func``
+(``vmap`` of a ``vjp``), which needs its positional inputs and its output batched on dim 0.
+
+A parameter used by several layers (tied input and output embeddings) is counted once: the
+squared norm of the *sum* of its contributions, cross terms included,
+``|Σ_c ∇_c|² = Σ_{c,c'} ⟨∇_c, ∇_{c'}⟩``.
+
+The norms are those of the per-example gradients *of the scalar that was back-propagated*: for a
+loss that is the mean over ``B`` examples multiply by ``B²`` (the monitor does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["PerExampleGradNorms", "NORM_LAYER_TYPES"]
+
+NORM_LAYER_TYPES: tuple[type, ...] = (nn.LayerNorm,) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+_NATIVE_TYPES: tuple[type, ...] = (nn.Linear, nn.Embedding) + NORM_LAYER_TYPES
+
+# materialise an outer-product sum when it takes at most this many elements per batch
+_MATERIALIZE_LIMIT = 2**26
+
+
+@dataclass
+class _Dense:
+    value: torch.Tensor  # [B, *param.shape]
+
+
+@dataclass
+class _Outer:
+    """``Σ_t u_t v_tᵀ`` per example; ``u`` dense [B,T,m] or given as row ``ids`` [B,T] (one-hot)."""
+
+    v: torch.Tensor  # [B, T, n]
+    u: torch.Tensor | None = None  # [B, T, m]
+    ids: torch.Tensor | None = None  # [B, T] long
+    rows: int = 0  # m when ids are used
+
+    @property
+    def batch(self) -> int:
+        return self.v.shape[0]
+
+    @property
+    def m(self) -> int:
+        return self.u.shape[2] if self.u is not None else self.rows
+
+    def materialize(self) -> torch.Tensor:
+        if self.u is not None:
+            return torch.einsum("btm,btn->bmn", self.u, self.v)
+        batch, time, n = self.v.shape
+        out = self.v.new_zeros(batch * self.rows, n)
+        index = (torch.arange(batch, device=self.v.device)[:, None] * self.rows + self.ids).reshape(-1)
+        out.index_add_(0, index, self.v.reshape(-1, n))
+        return out.view(batch, self.rows, n)
+
+
+def _sq_norm(c) -> torch.Tensor:
+    if isinstance(c, _Dense):
+        return c.value.pow(2).flatten(1).sum(1)
+    batch, time, n = c.v.shape
+    if c.ids is not None:
+        # rows hit by the same id in the same example add up before squaring
+        key = (torch.arange(batch, device=c.v.device)[:, None] * c.rows + c.ids).reshape(-1)
+        unique, inverse = torch.unique(key, return_inverse=True)
+        summed = c.v.new_zeros(len(unique), n).index_add_(0, inverse, c.v.reshape(-1, n))
+        return c.v.new_zeros(batch).index_add_(0, unique // c.rows, summed.pow(2).sum(1))
+    m = c.m
+    if time == 1:
+        return c.u[:, 0].pow(2).sum(1) * c.v[:, 0].pow(2).sum(1)
+    if m * n <= time * (m + n) and batch * m * n <= _MATERIALIZE_LIMIT:
+        return c.materialize().pow(2).flatten(1).sum(1)
+    return (torch.bmm(c.u, c.u.transpose(1, 2)) * torch.bmm(c.v, c.v.transpose(1, 2))).sum((1, 2))
+
+
+def _row_overlap(a: _Outer, b: _Outer) -> torch.Tensor:
+    """``[B, T_a, T_b]`` of ``u^a_t · u^b_s`` (one-hot rows become gathers / equality)."""
+    if a.u is not None and b.u is not None:
+        return torch.bmm(a.u, b.u.transpose(1, 2))
+    if a.ids is not None and b.ids is not None:
+        return (a.ids[:, :, None] == b.ids[:, None, :]).to(a.v.dtype)
+    if a.ids is not None:  # u^b_s[id_t]
+        t_b = b.u.shape[1]
+        gathered = torch.gather(b.u, 2, a.ids[:, None, :].expand(-1, t_b, -1))  # [B, T_b, T_a]
+        return gathered.transpose(1, 2)
+    return _row_overlap(b, a).transpose(1, 2)
+
+
+def _inner(a, b) -> torch.Tensor:
+    """Per-example Frobenius inner product ``⟨∇_a, ∇_b⟩`` → [B]."""
+    if isinstance(a, _Dense) and isinstance(b, _Dense):
+        return (a.value * b.value).flatten(1).sum(1)
+    if isinstance(a, _Outer) and isinstance(b, _Dense):
+        a, b = b, a
+    if isinstance(a, _Dense):
+        dense = a.value  # [B, m, n]
+        if b.u is not None:
+            projected = torch.einsum("bmn,btn->btm", dense, b.v)
+            return (projected * b.u).sum((1, 2))
+        rows = torch.gather(dense, 1, b.ids[:, :, None].expand(-1, -1, dense.shape[2]))  # [B, T, n]
+        return (rows * b.v).sum((1, 2))
+    return (_row_overlap(a, b) * torch.bmm(a.v, b.v.transpose(1, 2))).sum((1, 2))
+
+
+def _upcast(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision activations and gradients are squared in float32; float64 stays float64."""
+    return t.float() if t.is_floating_point() and t.element_size() < 4 else t
+
+
+def _flatten_positions(x: torch.Tensor, trailing: int) -> torch.Tensor:
+    """[B, ..., *trailing dims] -> [B, T, prod(trailing)] (T = 1 for a plain [B, features] input)."""
+    batch = x.shape[0]
+    feature = 1
+    for size in x.shape[x.dim() - trailing :]:
+        feature *= size
+    return x.reshape(batch, -1, feature)
+
+
+class PerExampleGradNorms:
+    """Hooks that make per-example squared gradient norms available after a backward pass.
+
+    Args:
+        model: the module whose parameters are measured.
+        params: the parameters to cover (default: all trainable, each once).
+        layers: ``"all"`` covers every parameter (raising if one is owned by a module the hooks
+            cannot see); ``"norm"`` covers only LayerNorm/RMSNorm parameters, the cheap proxy of
+            Gray et al. (2024, "normalization layer per-example gradients are sufficient to
+            predict gradient noise scale").
+    """
+
+    def __init__(self, model: nn.Module, params: list[nn.Parameter] | None = None, layers: str = "all"):
+        if layers not in ("all", "norm"):
+            raise ValueError(f"layers must be 'all' or 'norm', got {layers!r}")
+        if params is None:
+            params = list({id(p): p for p in model.parameters() if p.requires_grad}.values())
+        wanted = {id(p) for p in params}
+        self.layers = layers
+        self._records: list[dict] = []
+        self._capturing = False
+        self._handles = []
+        self._names = {module: name for name, module in model.named_modules()}
+        covered: dict[int, nn.Parameter] = {}
+        uncovered: list[str] = []
+        for name, module in model.named_modules():
+            own = [(n, p) for n, p in module.named_parameters(recurse=False) if id(p) in wanted]
+            if not own:
+                continue
+            if layers == "norm" and not isinstance(module, NORM_LAYER_TYPES):
+                continue
+            if not isinstance(module, _NATIVE_TYPES) and any(True for _ in module.children()):
+                uncovered += [f"{name}.{n}" if name else n for n, _ in own]
+                continue
+            for _, p in own:
+                covered[id(p)] = p
+            self._handles.append(module.register_forward_hook(self._forward_hook, with_kwargs=True))
+        if uncovered and layers == "all":
+            self.remove()
+            raise ValueError(
+                "per-example gradient norms cannot see parameters owned directly by a module that also "
+                f"has submodules: {uncovered}. Move them into a leaf module, or measure with "
+                "source='accumulation' or 'ddp'."
+            )
+        if not covered:
+            raise ValueError(f"no parameter to measure with layers={layers!r} (no trainable parameters found)")
+        self.params: list[nn.Parameter] = list(covered.values())
+
+    # -- capture -------------------------------------------------------------------------------
+    def _forward_hook(self, module, args, kwargs, output):
+        if not self._capturing or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
+            return
+        if not output.requires_grad:
+            return
+        record = {"module": module, "args": tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args),
+                  "kwargs": kwargs, "grad": None}
+        self._records.append(record)
+
+        def keep_grad(grad, record=record):
+            record["grad"] = grad.detach()
+
+        output.register_hook(keep_grad)
+
+    def start(self) -> None:
+        """Capture the forward/backward passes from now until :meth:`norms` (or :meth:`reset`)."""
+        self._records.clear()
+        self._capturing = True
+
+    def reset(self) -> None:
+        self._records.clear()
+
+    def stop(self) -> None:
+        self._capturing = False
+        self._records.clear()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._records.clear()
+
+    @property
+    def captured(self) -> int:
+        """Number of layer calls whose output gradient arrived."""
+        return sum(r["grad"] is not None for r in self._records)
+
+    # -- compute -------------------------------------------------------------------------------
+    def _check_batch_sizes(self) -> None:
+        sizes = [r["grad"].shape[0] if r["grad"].dim() else 0 for r in self._records if r["grad"] is not None]
+        if not sizes:
+            return
+        batch = max(set(sizes), key=sizes.count)
+        odd = sorted({self._names.get(r["module"], "?") for r, s in zip(
+            [r for r in self._records if r["grad"] is not None], sizes) if s != batch})
+        if odd:
+            raise RuntimeError(
+                f"per-example gradients: the output of module(s) {odd} has no batch dimension of size {batch} "
+                "(e.g. a position embedding applied to arange(T) and broadcast over the batch, or a second "
+                "forward pass of another batch before step()). Feed such modules batched input "
+                "(pos.expand(B, T)), measure with layers='norm', or use source='accumulation'."
+            )
+
+    def _contributions(self) -> dict[int, list]:
+        self._check_batch_sizes()
+        out: dict[int, list] = {}
+        for record in self._records:
+            grad = record["grad"]
+            if grad is None:
+                continue
+            module = record["module"]
+            grad = _upcast(grad)
+            x = record["args"][0]
+            if isinstance(module, nn.Linear):
+                g = _flatten_positions(grad, 1)
+                a = _flatten_positions(_upcast(x), 1)
+                pieces = {"weight": _Outer(u=g, v=a), "bias": _Dense(g.sum(1))}
+            elif isinstance(module, nn.Embedding):
+                ids = x.reshape(x.shape[0], -1)
+                g = grad.reshape(ids.shape[0], ids.shape[1], -1)
+                if module.padding_idx is not None:
+                    g = g * (ids != module.padding_idx)[..., None]
+                pieces = {"weight": _Outer(v=g, ids=ids, rows=module.num_embeddings)}
+            elif isinstance(module, NORM_LAYER_TYPES):
+                dims = len(module.normalized_shape)
+                xf = _upcast(x)
+                reduce = tuple(range(xf.dim() - dims, xf.dim()))
+                if isinstance(module, nn.LayerNorm):
+                    mean = xf.mean(reduce, keepdim=True)
+                    var = xf.var(reduce, unbiased=False, keepdim=True)
+                    x_hat = (xf - mean) * torch.rsqrt(var + module.eps)
+                else:
+                    eps = module.eps if module.eps is not None else torch.finfo(x.dtype).eps
+                    x_hat = xf * torch.rsqrt(xf.pow(2).mean(reduce, keepdim=True) + eps)
+                g = _flatten_positions(grad, dims)
+                shape = (g.shape[0], *module.normalized_shape)
+                pieces = {"weight": _Dense((g * _flatten_positions(x_hat, dims)).sum(1).view(shape))}
+                if getattr(module, "bias", None) is not None:
+                    pieces["bias"] = _Dense(g.sum(1).view(shape))
+            else:
+                pieces = {n: _Dense(v) for n, v in self._func_per_example(record).items()}
+            for name, piece in pieces.items():
+                param = getattr(module, name, None)
+                if isinstance(param, nn.Parameter) and param.requires_grad:
+                    out.setdefault(id(param), []).append(piece)
+        return out
+
+    def _func_per_example(self, record) -> dict[str, torch.Tensor]:
+        module, args, kwargs, grad = record["module"], record["args"], record["kwargs"], record["grad"]
+        if not all(isinstance(a, torch.Tensor) for a in args):
+            raise ValueError(
+                f"per-example norms for {type(module).__name__} need tensor-only positional inputs; "
+                "use source='accumulation' for this model"
+            )
+        params = {n: p.detach() for n, p in module.named_parameters(recurse=False) if p.requires_grad}
+        from torch.func import functional_call, vjp, vmap
+
+        def one_example(example_args, example_grad):
+            def call(p):
+                return functional_call(module, p, tuple(a.unsqueeze(0) for a in example_args), kwargs)
+
+            _, pullback = vjp(call, params)
+            return pullback(example_grad.unsqueeze(0).to(grad.dtype))[0]
+
+        self._capturing, was = False, self._capturing
+        try:
+            return {n: _upcast(v) for n, v in vmap(one_example)(args, grad).items()}
+        finally:
+            self._capturing = was
+
+    def norms(self, preconditioner: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """Per-example squared gradient norms ``[B]`` over :attr:`params` for the captured batch.
+
+        ``preconditioner`` maps ``id(param)`` to a tensor ``P`` of the parameter's shape; the norm
+        is then of ``∇_i / P`` (Adam-preconditioned). That forms each example's gradient (memory
+        ``B × numel`` per parameter), so it costs more than the plain norms.
+        """
+        contributions = self._contributions()
+        if not contributions:
+            raise RuntimeError(
+                "no per-example gradients were captured: call start() before the forward pass and "
+                "step the monitor after loss.backward()"
+            )
+        total = None
+        for pid, pieces in contributions.items():
+            if preconditioner is not None and pid in preconditioner:
+                grad_i = sum(p.value if isinstance(p, _Dense) else p.materialize() for p in pieces)
+                sq = (grad_i / preconditioner[pid].to(grad_i.dtype)).pow(2).flatten(1).sum(1)
+            else:
+                sq = sum(_sq_norm(p) for p in pieces)
+                for i in range(len(pieces)):
+                    for j in range(i + 1, len(pieces)):
+                        sq = sq + 2.0 * _inner(pieces[i], pieces[j])
+            total = sq if total is None else total + sq
+        return total
