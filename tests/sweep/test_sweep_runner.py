@@ -11,10 +11,12 @@ from trainwise.sweep.runner import noise_window_average
 from .linear_task import LinearRegression
 
 
-def test_two_microbatch_estimates_match_brute_force_noise_at_fixed_parameters():
+@pytest.mark.parametrize("noise_source,steps", [("halves", 1500), ("monitor", 400)])
+def test_per_step_noise_estimates_match_brute_force_at_fixed_parameters(noise_source, steps):
     task = LinearRegression()
     # lr = 0: the parameters stay at the initialisation, so the per-step estimates average to the pool's
-    result, _, trace = train_to_targets(task, 16, 0.0, [-1.0], max_steps=1500, eval_growth=10.0, plateau_min_steps=10**9)
+    result, _, trace = train_to_targets(task, 16, 0.0, [-1.0], max_steps=steps, eval_growth=10.0,
+                                        plateau_min_steps=10**9, noise_source=noise_source)
     model = task.make_model(seed=0)
     grads = []
     for i in range(task.num_train_examples()):

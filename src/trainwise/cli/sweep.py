@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-examples", type=int, help="example cap per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-hessian", action="store_true", help="skip the B_noise measurement at checkpoints")
+    parser.add_argument("--noise-source", choices=["auto", "monitor", "halves"], default="auto",
+                        help="per-step noise: NoiseScaleMonitor per-example norms (monitor) or two half-batches (halves); "
+                        "auto = monitor when trainwise.noise is installed")
     parser.add_argument("--branched", action="store_true",
                         help="Merrill et al. 2025: branch short runs at larger batches from checkpoints of one run")
     parser.add_argument("--base-steps", default="0,50,200,800", help="--branched: checkpoint steps of the base run")
@@ -118,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         task=args.task, batch_sizes=parse_batch_sizes(args.batch_sizes), targets=targets,
         lr_rule=args.lr_rule, base_lr=args.base_lr, base_batch=args.base_batch,
         lr_factors=_floats(args.lr_factors, "--lr-factors"), lrs=_floats(args.lrs, "--lrs") if args.lrs else None,
-        optimizer=args.optimizer, max_steps=args.max_steps, max_examples=args.max_examples, seed=args.seed)
+        optimizer=args.optimizer, max_steps=args.max_steps, max_examples=args.max_examples, seed=args.seed,
+        noise_source=_noise_source(args.noise_source))
     measure = None if args.no_hessian else default_noise_measure()
     if measure is None and not args.no_hessian:
         log("note: trainwise.noise is not available, so B_noise is not measured (B_simple still is)")
@@ -137,6 +141,16 @@ def run(args: argparse.Namespace) -> int:
         print(format_sweep(data))
         print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if not args.no_plots else ""))
     return 0
+
+
+def _noise_source(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    try:
+        import trainwise.noise  # noqa: F401
+    except ImportError:
+        return "halves"
+    return "monitor"
 
 
 def format_sweep(data: dict) -> str:

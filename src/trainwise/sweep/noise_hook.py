@@ -13,7 +13,7 @@ __all__ = ["default_noise_measure"]
 QUANTITIES = ("b_simple", "b_noise", "grad_sq_norm", "trace_sigma", "ghg", "trace_h_sigma", "eps_max", "delta_l_max")
 
 
-def default_noise_measure(batch_size: int = 64, max_batches: int = 8, seed: int = 12345
+def default_noise_measure(batch_size: int = 64, rounds: int = 8, seed: int = 12345
                           ) -> Callable[[torch.nn.Module, Task, int], dict] | None:
     """``measure(model, task, step) -> {quantity: {"value", "stderr"}}`` from
     :func:`trainwise.noise.measure_noise_scale` with Hessian-vector products, or ``None`` if that module is absent.
@@ -27,7 +27,7 @@ def default_noise_measure(batch_size: int = 64, max_batches: int = 8, seed: int 
 
     def measure(model: torch.nn.Module, task: Task, step: int) -> dict:
         batches = task.batches(batch_size, seed=seed + step)
-        result = measure_noise_scale(model, task.loss_fn, batches, max_batches=max_batches, hessian=True,
+        result = measure_noise_scale(model, task.loss_fn, batches, rounds=rounds, hessian=True,
                                      tokens_per_example=None)
         out = {}
         for name in QUANTITIES:

@@ -87,13 +87,14 @@ class SweepConfig:
     seed: int = 0
     noise_window: tuple[float, float] = (0.1, 1.0)
     noise_checkpoints: int = 4
+    noise_source: str = "halves"
     task_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.batch_sizes = sorted(int(b) for b in self.batch_sizes)
         self.targets = sorted((float(t) for t in self.targets), reverse=True)
         if not self.batch_sizes or self.batch_sizes[0] < 2:
-            raise ValueError(f"batch sizes must be >= 2 (each step is split in two micro-batches), got {self.batch_sizes!r}")
+            raise ValueError(f"batch sizes must be >= 2 (a noise estimate needs two examples per step), got {self.batch_sizes!r}")
         if not self.targets or any(not math.isfinite(t) for t in self.targets):
             raise ValueError(f"targets must be finite losses, got {self.targets!r}")
         if self.lrs is not None:
@@ -106,6 +107,8 @@ class SweepConfig:
             raise ValueError("lr_rule 'grid' needs an explicit list of learning rates (lrs)")
         if any(not (f > 0) for f in self.lr_factors):
             raise ValueError(f"lr_factors must be positive, got {self.lr_factors!r}")
+        if self.noise_source not in ("halves", "monitor"):
+            raise ValueError(f"noise_source must be 'halves' or 'monitor', got {self.noise_source!r}")
         if self.max_steps < 1 or self.eval_growth <= 1.0:
             raise ValueError(f"need max_steps >= 1 and eval_growth > 1, got {self.max_steps!r}, {self.eval_growth!r}")
         lo, hi = self.noise_window
@@ -212,6 +215,7 @@ def train_to_targets(
     prune_at: dict[str, float] | None = None,
     checkpoint_growth: float = 1.25,
     plateau_min_steps: int = 100,
+    noise_source: str = "halves",
 ) -> tuple[RunResult, dict[int, dict], dict]:
     """Train once at ``(batch_size, lr)`` until every target (held-out loss) is reached, or a cap.
 
@@ -224,7 +228,13 @@ def train_to_targets(
 
     ``prune_at`` maps target keys to the best steps another learning rate already needed at this batch size;
     a run stops once it cannot beat any of them ("pruned"), and once the held-out loss has not improved over the
-    last half of the run (after ``plateau_min_steps``; "plateau": overfitting or stuck). Returns the result, the model checkpoints
+    last half of the run (after ``plateau_min_steps``; "plateau": overfitting or stuck).
+
+    ``noise_source="monitor"`` reads the per-step estimates from :class:`trainwise.noise.NoiseScaleMonitor`
+    with exact per-example gradient norms instead (``B_small = 1``: less noisy, a little slower); the step is
+    then one backward pass over the whole batch.
+
+    Returns the result, the model checkpoints
     (``step -> state_dict``, on a geometric schedule) and the per-step noise trace.
     """
     targets = sorted(targets, reverse=True)
@@ -239,28 +249,47 @@ def train_to_targets(
     eval_losses: list[float] = [task.eval_loss(model)]
     trace = {"step": [], "grad_sq_norm": [], "trace_sigma": [], "loss": []}
     checkpoints: dict[int, dict] = {0: {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    monitor = None
+    if noise_source == "monitor":
+        from trainwise.noise import NoiseScaleMonitor
+
+        monitor = NoiseScaleMonitor(model, source="per_example", keep_history=False)
+    elif noise_source != "halves":
+        raise ValueError(f"unknown noise_source {noise_source!r}; use 'halves' or 'monitor'")
     next_eval, next_ckpt = 1, 1
     stopped = "step_cap"
     started = time.perf_counter()
     step = 0
     for step in range(1, max_steps + 1):
         batch = next(stream)
-        first = tuple(t[:b_small] for t in batch)
-        second = tuple(t[b_small:] for t in batch)
         opt.zero_grad(set_to_none=True)
-        loss_first = task.loss_fn(model, first).sum() / batch_size
-        loss_first.backward()
-        g_small_sq = _grad_sq_norm(params) * (batch_size / b_small) ** 2
-        loss_second = task.loss_fn(model, second).sum() / batch_size
-        loss_second.backward()
-        g_big_sq = _grad_sq_norm(params)
-        train_loss = float(loss_first.detach() + loss_second.detach())
-        if not math.isfinite(train_loss) or not math.isfinite(g_big_sq):
-            stopped = "diverged"
-            break
+        if monitor is not None:
+            loss_all = task.loss_fn(model, batch).mean()
+            loss_all.backward()
+            train_loss = float(loss_all.detach())
+            record = monitor.step(batch_size=batch_size, lr=lr, loss=train_loss)
+            if record is None or not math.isfinite(train_loss):
+                stopped = "diverged"
+                break
+            grad_sq_norm_step, trace_sigma_step = record["grad_sq_norm"], record["trace_sigma"]
+        else:
+            first = tuple(t[:b_small] for t in batch)
+            second = tuple(t[b_small:] for t in batch)
+            loss_first = task.loss_fn(model, first).sum() / batch_size
+            loss_first.backward()
+            g_small_sq = _grad_sq_norm(params) * (batch_size / b_small) ** 2
+            loss_second = task.loss_fn(model, second).sum() / batch_size
+            loss_second.backward()
+            g_big_sq = _grad_sq_norm(params)
+            train_loss = float(loss_first.detach() + loss_second.detach())
+            if not math.isfinite(train_loss) or not math.isfinite(g_big_sq):
+                stopped = "diverged"
+                break
+            grad_sq_norm_step = (batch_size * g_big_sq - b_small * g_small_sq) / (batch_size - b_small)
+            trace_sigma_step = (g_small_sq - g_big_sq) / (1.0 / b_small - 1.0 / batch_size)
         trace["step"].append(step)
-        trace["grad_sq_norm"].append((batch_size * g_big_sq - b_small * g_small_sq) / (batch_size - b_small))
-        trace["trace_sigma"].append((g_small_sq - g_big_sq) / (1.0 / b_small - 1.0 / batch_size))
+        trace["grad_sq_norm"].append(grad_sq_norm_step)
+        trace["trace_sigma"].append(trace_sigma_step)
         trace["loss"].append(train_loss)
         opt.step()
         if step >= next_ckpt:
@@ -297,6 +326,8 @@ def train_to_targets(
         if max_examples is not None and step * batch_size >= max_examples:
             stopped = "example_cap"
             break
+    if monitor is not None:
+        monitor.close()
     checkpoints.setdefault(step, {k: v.detach().clone() for k, v in model.state_dict().items()})
     result = RunResult(
         batch_size=batch_size,
@@ -428,11 +459,12 @@ def run_sweep(
         result, checkpoints, trace = train_to_targets(
             task, batch_size, lr, config.targets,
             max_steps=config.max_steps, max_examples=config.max_examples, eval_growth=config.eval_growth,
-            seed=config.seed, optimizer=config.optimizer, prune_at=prune_at,
+            seed=config.seed, optimizer=config.optimizer, prune_at=prune_at, noise_source=config.noise_source,
         )
         last = _last_reached_step(result) or result.final_step
         result.noise = noise_window_average(trace["step"], trace["grad_sq_norm"], trace["trace_sigma"], lo * last, hi * last)
-        result.noise["source"] = "two micro-batches per step (B_small = B/2)"
+        result.noise["source"] = ("NoiseScaleMonitor, per-example gradient norms (B_small = 1)" if config.noise_source == "monitor"
+                                  else "two micro-batches per step (B_small = B/2)")
         # keep a few checkpoints inside the window for the Hessian measurement
         inside = [s for s in sorted(checkpoints) if lo * last <= s <= hi * last and s > 0]
         if len(inside) > config.noise_checkpoints:
