@@ -19,12 +19,11 @@ def parse_batch_sizes(text: str) -> list[int]:
     text = text.strip()
     if ".." in text:
         lo_text, _, hi_text = text.partition("..")
-        factor = 2
+        factor_text = "2"
         if "x" in hi_text:
             hi_text, _, factor_text = hi_text.partition("x")
-            factor = int(factor_text)
         try:
-            lo, hi = int(lo_text), int(hi_text)
+            lo, hi, factor = int(lo_text), int(hi_text), int(factor_text)
         except ValueError:
             raise ValueError(f"cannot read batch sizes {text!r}; write e.g. 16..4096 or 4,8,32") from None
         if lo < 1 or hi < lo or factor < 2:
