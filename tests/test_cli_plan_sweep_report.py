@@ -5,7 +5,7 @@ import pytest
 from trainwise.cli.main import main
 from trainwise.cli.sweep import parse_batch_sizes
 
-from test_plan import write_noise_jsonl
+from tests.test_plan import write_noise_jsonl
 
 
 def test_parse_batch_sizes():
