@@ -52,7 +52,7 @@ TASKS = {
         "kwargs": {"n_layer": 1, "n_embd": 32, "block_size": 32, "eval_examples": 128},
         "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256]},
         "targets": [2.6, 2.5, 2.4],
-        "lr_factors": {"quick": [0.5, 2.0], "full": [0.35, 1.0, 3.0]},
+        "lr_factors": {"quick": [0.7, 2.8], "full": [0.7, 2.0, 5.6]},
         "max_steps": 1500,
     },
 }
@@ -125,7 +125,7 @@ def main() -> int:
         started = time.perf_counter()
         print(f"\n== {name}: batch sizes {config.batch_sizes}, targets {config.targets}, LR = {task.default_lr:g}·sqrt(B/"
               f"{task.default_batch_size}) × {config.lr_factors}", flush=True)
-        measure = None if args.no_hessian else default_noise_measure(batch_size=64, rounds=8)
+        measure = None if args.no_hessian else default_noise_measure(batch_size=64, rounds=16)
         result = run_sweep(task, config, Path(args.out) / f"{name}-{mode}", noise_measure=measure, show_progress=False,
                            log=lambda m: print("  " + m, flush=True))
         data = result.to_dict()
