@@ -174,5 +174,9 @@ def format_sweep(data: dict) -> str:
         lines.append(f"{t:>8s} {fit['s_min']:>9.4g} {fit['e_min']:>10.4g} {fit['b_crit']:>8.4g} ± {fit['b_crit_stderr']:<5.2g} "
                      f"{fit['rms_relative_residual']:>9.2f}   {ratio}")
     lines.append(f"(noise: {noise['how']})")
+    lines.append("tuned run per batch size: " + "; ".join(
+        f"B={b}: lr {e['lr']:.3g}, B_simple {(e.get('b_simple') or {}).get('value', math.nan):.4g}"
+        + (f", B_noise {e['b_noise']['value']:.4g}" if e.get("b_noise") else "")
+        for b, e in noise.get("per_batch_size", {}).items()))
     lines.extend(f"note: {n}" for n in data["notes"])
     return "\n".join(lines)

@@ -185,6 +185,14 @@ def _section_sweep(result: dict) -> str:
     out.append(f"<p>Noise-scale prediction: B_simple ≈ {_num(noise['b_simple']['value'])}"
                + (f", B_noise ≈ {_num(noise['b_noise']['value'])}" if noise["b_noise"]["runs"] else "")
                + f" <span class='src'>({html.escape(noise['how'])})</span></p>")
+    per_batch = noise.get("per_batch_size", {})
+    if per_batch:
+        out.append("<h3>Tuned run per batch size</h3>")
+        out.append(_table(["batch", "best lr", "B_simple (window)", "± stderr", "B_noise (checkpoints)", "window steps"],
+                          [[int(b), e["lr"], (e.get("b_simple") or {}).get("value"), (e.get("b_simple") or {}).get("stderr"),
+                            (e.get("b_noise") or {}).get("value"),
+                            f"{(e.get('window') or {}).get('first_step')}–{(e.get('window') or {}).get('last_step')}"]
+                           for b, e in per_batch.items()]))
     out.append(_plot(result, "steps_plot", plot_sweep_steps))
     out.append(_plot(result, "tradeoff_plot", plot_sweep_tradeoff))
     out.extend(f'<p class="note">⚠ {html.escape(n)}</p>' for n in data.get("notes", []))

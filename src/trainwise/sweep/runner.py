@@ -582,23 +582,36 @@ def summarize(config: SweepConfig, runs: dict[str, RunResult], noise_probes: dic
         if key in noise_probes and noise_probes[key]:
             entry["b_noise"] = _b_noise_from_probes(noise_probes[key])
         per_batch[str(b)] = entry
-    # the prediction: geometric mean over the tuned runs (their noise scales differ with temperature)
-    def geo(name: str) -> dict[str, Any]:
-        vals = [e[name]["value"] for e in per_batch.values() if isinstance(e.get(name), dict)
-                and e[name].get("value") is not None and math.isfinite(e[name]["value"]) and e[name]["value"] > 0]
+    # The prediction: geometric mean over the tuned runs that are noise-dominated, B <= their own B_simple.
+    # A run at a batch far above its noise scale is a low-noise path (low temperature ε/B), whose noise scale
+    # reads high (SCIENCE.md §1); the plan warns about the same condition in a user's log.
+    def _value(entry: dict, name: str) -> float | None:
+        est = entry.get(name)
+        if isinstance(est, dict) and est.get("value") is not None and math.isfinite(est["value"]) and est["value"] > 0:
+            return float(est["value"])
+        return None
+
+    def geo(name: str, batches: list[str]) -> dict[str, Any]:
+        vals = [v for b in batches if (v := _value(per_batch[b], name)) is not None]
         if not vals:
-            return {"value": math.nan, "spread": math.nan, "runs": 0}
+            return {"value": math.nan, "spread": math.nan, "runs": 0, "batch_sizes": []}
         logs = np.log(vals)
         return {"value": float(np.exp(logs.mean())), "spread": float(np.exp(logs.std())) if len(vals) > 1 else math.nan,
-                "runs": len(vals)}
+                "runs": len(vals), "batch_sizes": [int(b) for b in batches if _value(per_batch[b], name) is not None]}
 
+    everything = list(per_batch)
+    noise_dominated = [b for b in everything if (v := _value(per_batch[b], "b_simple")) is not None and int(b) <= v]
+    chosen = noise_dominated or everything
     noise = {
         "per_batch_size": per_batch,
-        "b_simple": geo("b_simple"),
-        "b_noise": geo("b_noise"),
+        "b_simple": geo("b_simple", chosen),
+        "b_noise": geo("b_noise", chosen),
+        "b_simple_all_runs": geo("b_simple", everything),
+        "b_noise_all_runs": geo("b_noise", everything),
         "how": "each tuned run (best LR per batch size) averaged over the window "
         f"{config.noise_window[0]:.0%}-{config.noise_window[1]:.0%} of its steps to the hardest target reached; "
-        "geometric mean over batch sizes ('spread' is the geometric standard deviation)",
+        "geometric mean over the tuned runs with B <= their own B_simple (noise-dominated; "
+        f"batch sizes {[int(b) for b in chosen]})" + ("" if noise_dominated else " — none qualified, so all runs"),
     }
     result = SweepResult(config, runs, tuned, fits, steps_table, noise, notes)
     if out_dir is not None:
