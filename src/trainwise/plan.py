@@ -46,12 +46,15 @@ __all__ = [
     "format_plan",
     "B_SIMPLE_OVER_B_CRIT",
     "B_NOISE_OVER_B_CRIT",
+    "BENCHMARK_RATIOS",
 ]
 
 #: calibration of SCIENCE.md §1: windowed B_simple / measured B_crit (point, low, high)
 B_SIMPLE_OVER_B_CRIT = (2.0, 1.7, 2.4)
 #: windowed B_noise / measured B_crit (point, low, high)
 B_NOISE_OVER_B_CRIT = (1.0, 0.7, 1.5)
+#: what benchmarks/critical_batch.py measured on trainwise's three built-in tasks (docs/critical-batch.md)
+BENCHMARK_RATIOS = {"B_simple": (0.84, 4.9), "B_noise": (0.16, 2.8)}
 
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "b": 1e9, "B": 1e9, "G": 1e9, "t": 1e12, "T": 1e12}
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBGtT]?)"
@@ -383,8 +386,15 @@ def make_plan(
             "source": f"{name} averaged over steps {reading.window.get('first_step')}–{reading.window.get('last_step')} "
             f"of {reading.source_file}" + ("" if point == 1.0 else f", divided by {point:g}"),
             "why": f"calibration: windowed {name} read {low:g}–{high:g}× the measured B_crit (SCIENCE.md §1); "
-            f"range also includes ±1 standard error ({rel:.0%})",
+            f"range also includes ±1 standard error ({rel:.0%}). On trainwise's benchmark tasks {name}/B_crit "
+            f"spanned {BENCHMARK_RATIOS[name][0]:g}–{BENCHMARK_RATIOS[name][1]:g} (docs/critical-batch.md)",
         }
+        if reading.b_noise is not None and reading.b_noise["value"] < reading.b_simple["value"] / 4:
+            notes.append(
+                f"B_noise ({reading.b_noise['value']:.3g}) is far below B_simple ({reading.b_simple['value']:.3g}): the "
+                "Hessian readings may be too few, or the noise lies in flat directions; on our teacher-student and "
+                f"char-GPT benchmarks B_simple predicted B_crit better (B_crit ≈ B_simple would give "
+                f"{reading.b_simple['value']:.3g})")
     elif "kaplan" in laws:
         estimates = {"kaplan B_crit": laws["kaplan"]["b_crit_tokens"]}
         for law in ("deepseek", "step_law"):
