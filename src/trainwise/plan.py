@@ -411,7 +411,7 @@ def make_plan(
     # --- recommendation ---
     multiple = float(devices) * (1.0 if unit == "examples" else (tokens_per_example or 1.0))
     rec_batch = _round_batch(b_crit["value"], multiple)
-    rec_note = f"B_crit rounded to a multiple of {multiple:g} {unit} ({devices} devices"
+    rec_note = f"B_crit rounded to a multiple of {multiple:g} {unit} ({devices} device{'s' if devices > 1 else ''}"
     rec_note += f" × {tokens_per_example:g} tokens/sequence)" if unit == "tokens" and tokens_per_example else ")"
     opt_name = (optimizer or (reading.optimizer if reading else None) or "adamw").lower()
     lr_options: dict[str, float] = {}

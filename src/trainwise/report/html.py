@@ -139,7 +139,15 @@ def _section_plan(result: dict) -> str:
     plan = result["data"]
     unit = plan["unit"]
     rec, bc = plan["recommendation"], plan["b_crit"]
-    out = ["<h2>Plan</h2>",
+    m = plan.get("measurement")
+    measured = ""
+    if m:
+        w = m.get("window", {})
+        measured = (f"<p>Measured ({html.escape(m['kind'])}, {html.escape(m['source_file'])}, steps {_num(w.get('first_step'))}–"
+                    f"{_num(w.get('last_step'))}): B_simple = {_num(m['b_simple']['value'])} ± {_num(m['b_simple']['stderr'], 2)} {unit}"
+                    + (f", B_noise = {_num(m['b_noise']['value'])} ± {_num(m['b_noise']['stderr'], 2)} {unit}" if m.get("b_noise") else "")
+                    + "</p>")
+    out = ["<h2>Plan</h2>", measured,
            f'<span class="kpi">B_crit ({unit})<b>{_num(bc["value"])}</b>likely {_num(bc["low"])}–{_num(bc["high"])}</span>',
            f'<span class="kpi">recommended batch<b>{_num(rec["batch_size"])}</b>{unit}</span>',
            f'<span class="kpi">learning rate<b>{_num(rec["lr"])}</b>&nbsp;</span>',
