@@ -151,3 +151,30 @@ def test_malformed_inputs_are_named(tmp_path):
     path = write_noise_jsonl(tmp_path / "ok.jsonl")
     with pytest.raises(ValueError, match="'5:x'"):
         read_noise_jsonl(path, window="5:x")
+
+
+def test_reads_the_monitor_log_the_noise_core_writes(tmp_path):
+    from trainwise.noise import NoiseScaleMonitor
+    from trainwise.tasks import get_task
+
+    task = get_task("digits-mlp")
+    model = task.make_model(seed=0)
+    opt = task.make_optimizer(model)
+    monitor = NoiseScaleMonitor(model, source="per_example", log_path=tmp_path / "noise.jsonl", optimizer=opt,
+                                meta={"task": "digits-mlp", "optimizer": "adamw"})
+    stream = task.batches(32, seed=0)
+    steps = []
+    for _ in range(40):
+        loss = task.loss_fn(model, next(stream)).mean()
+        opt.zero_grad()
+        loss.backward()
+        steps.append(monitor.step(batch_size=32, loss=float(loss.detach())))
+        opt.step()
+    monitor.close()
+    reading = read_measurement(tmp_path / "noise.jsonl")
+    inside = [r for r in steps if r is not None and r["step"] >= reading.window["first_step"]]
+    expected = sum(r["trace_sigma"] for r in inside) / sum(r["grad_sq_norm"] for r in inside)
+    assert reading.unit == "examples" and reading.lr == pytest.approx(task.default_lr)
+    assert reading.b_simple["value"] == pytest.approx(expected)
+    plan = make_plan(reading, seq_len=None)
+    assert plan["recommendation"]["batch_size"] >= 1
