@@ -1,3 +1,3 @@
-"""Plots and reports (matplotlib is imported lazily)."""
+"""Plots and reports (matplotlib is imported lazily, inside the plotting functions)."""
 
-__all__: list[str] = []
+__all__ = ["html", "plots"]

@@ -33,6 +33,15 @@ register_task("char-gpt", _char_gpt)
 register_task("digits-mlp", _digits_mlp)
 
 
+def _teacher_student(**kwargs) -> Task:
+    from trainwise.tasks.teacher_student import TeacherStudent
+
+    return TeacherStudent(**kwargs)
+
+
+register_task("teacher-student", _teacher_student)
+
+
 def get_task(name: str, device: str | torch.device = "cpu", **kwargs) -> Task:
     """Build a registered task by name (``char-gpt``, ``digits-mlp``, ...)."""
     try:

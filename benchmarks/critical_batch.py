@@ -1,0 +1,181 @@
+"""Critical batch size: measured by a sweep vs predicted by the noise scale, on three real tasks.
+
+For each task (digits MLP, character GPT, teacher–student) this runs ``trainwise sweep`` (train to several
+target losses at a geometric range of batch sizes, LR tuned over a small grid per batch size, fit
+``S = S_min(1 + B_crit/B)`` per target) and prints the measured ``B_crit`` beside the predictions ``B_simple``
+(from the per-step noise of the tuned runs) and ``B_noise`` (Hessian readings at checkpoints of the tuned runs),
+with the ratio predicted/measured. McCandlish et al. found ``B_simple`` 2–5× above ``B_crit``; the goal is
+``B_noise`` within 2× of it.
+
+It then checks the temperature law (McCandlish et al. §2.3): from one checkpoint, continue at several learning
+rates with the batch fixed and fit the slope of ``log B_simple`` against ``log(lr/B)`` (the paper: about −1).
+
+Results persist in ``runs/bench-critical-batch/`` (each sweep resumes if interrupted).
+
+    PYTHONPATH=src python benchmarks/critical_batch.py --quick      # ~10 min on one CPU core
+    PYTHONPATH=src python benchmarks/critical_batch.py              # ~30+ min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainwise.sweep import SweepConfig, run_sweep
+from trainwise.sweep.noise_hook import default_noise_measure
+from trainwise.tasks import get_task
+
+TASKS = {
+    "digits-mlp": {
+        "kwargs": {},
+        "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256, 512]},
+        "targets": [0.4, 0.25, 0.15],
+        "lr_factors": {"quick": [0.25, 1.0, 4.0], "full": [0.25, 0.5, 1.0, 2.0, 4.0]},
+        "max_steps": 3000,
+    },
+    "teacher-student": {
+        "kwargs": {},
+        "batch_sizes": {"quick": [8, 32, 128, 512], "full": [8, 16, 32, 64, 128, 256, 512, 1024]},
+        "targets": [1.4, 1.3, 1.25],
+        "lr_factors": {"quick": [0.25, 1.0, 4.0], "full": [0.25, 0.5, 1.0, 2.0, 4.0]},
+        "max_steps": 3000,
+    },
+    "char-gpt": {
+        "kwargs": {"n_layer": 1, "n_embd": 32, "block_size": 32, "eval_examples": 128},
+        "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256]},
+        "targets": [2.6, 2.5, 2.4],
+        "lr_factors": {"quick": [0.7, 2.8], "full": [0.7, 2.0, 5.6]},
+        "max_steps": 1500,
+    },
+}
+
+
+def temperature_law(task, batch_size: int, base_lr: float, warm_steps: int, lr_multipliers, steps: int, seed: int = 0,
+                    optimizer: str = "sgd"):
+    """From one checkpoint, train ``steps`` more at each ``lr`` (batch fixed, plain SGD as in the paper's
+    derivation) and average B_simple over the second half.
+
+    Returns rows ``(lr, temperature, b_simple)`` and the least-squares slope of ``log B_simple`` on ``log T``.
+    """
+    from trainwise.noise import NoiseScaleMonitor
+
+    model = task.make_model(seed=seed)
+    opt = task.make_optimizer(model, lr=base_lr, name=optimizer)
+    stream = task.batches(batch_size, seed=seed + 1)
+    for _ in range(warm_steps):
+        loss = task.loss_fn(model, next(stream)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    state_model = {k: v.clone() for k, v in model.state_dict().items()}
+    state_opt = opt.state_dict()
+    rows = []
+    for mult in lr_multipliers:
+        lr = base_lr * mult
+        model.load_state_dict(state_model)
+        opt = task.make_optimizer(model, lr=lr, name=optimizer)
+        opt.load_state_dict(state_opt)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        monitor = NoiseScaleMonitor(model, source="per_example", keep_history=False)
+        g_sum = t_sum = 0.0
+        stream = task.batches(batch_size, seed=seed + 2)
+        for step in range(steps):
+            loss = task.loss_fn(model, next(stream)).mean()
+            opt.zero_grad()
+            loss.backward()
+            rec = monitor.step(batch_size=batch_size, lr=lr, loss=float(loss.detach()))
+            opt.step()
+            if rec is not None and step >= steps // 2:
+                g_sum += rec["grad_sq_norm"]
+                t_sum += rec["trace_sigma"]
+        monitor.close()
+        rows.append((lr, lr / batch_size, t_sum / g_sum if g_sum > 0 else math.nan))
+    good = [(t, b) for _, t, b in rows if b > 0 and math.isfinite(b)]
+    slope = float(np.polyfit(np.log([t for t, _ in good]), np.log([b for _, b in good]), 1)[0]) if len(good) >= 2 else math.nan
+    return rows, slope
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer batch sizes and LR values")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset")
+    parser.add_argument("--out", default="runs/bench-critical-batch")
+    parser.add_argument("--no-hessian", action="store_true")
+    parser.add_argument("--json", help="also write the summary here")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    mode = "quick" if args.quick else "full"
+    summary = {"mode": mode, "tasks": {}}
+    table = []
+    for name in args.tasks.split(","):
+        spec = TASKS[name]
+        task = get_task(name, **spec["kwargs"])
+        config = SweepConfig(task=name, batch_sizes=spec["batch_sizes"][mode], targets=spec["targets"], lr_rule="sqrt",
+                             lr_factors=spec["lr_factors"][mode], max_steps=spec["max_steps"], noise_source="monitor",
+                             task_kwargs=spec["kwargs"])
+        started = time.perf_counter()
+        print(f"\n== {name}: batch sizes {config.batch_sizes}, targets {config.targets}, LR = {task.default_lr:g}·sqrt(B/"
+              f"{task.default_batch_size}) × {config.lr_factors}", flush=True)
+        measure = None if args.no_hessian else default_noise_measure(batch_size=64, rounds=16)
+        result = run_sweep(task, config, Path(args.out) / f"{name}-{mode}", noise_measure=measure, show_progress=False,
+                           log=lambda m: print("  " + m, flush=True))
+        data = result.to_dict()
+        try:
+            from trainwise.report.plots import plot_sweep_steps, plot_sweep_tradeoff
+
+            out = Path(args.out) / f"{name}-{mode}"
+            data["files"] = {"steps_plot": plot_sweep_steps(data, out / "steps_vs_batch.png"),
+                             "tradeoff_plot": plot_sweep_tradeoff(data, out / "steps_vs_examples.png")}
+            (out / "sweep.json").write_text(json.dumps(data, indent=1, default=str))
+        except ImportError:
+            pass
+        noise = data["noise"]
+        print(f"  per tuned run (batch: lr, B_simple, B_noise): " + "; ".join(
+            f"{b}: {e['lr']:.2g}, {e['b_simple']['value']:.3g}, "
+            f"{e.get('b_noise', {}).get('value', float('nan')):.3g}" for b, e in noise["per_batch_size"].items()))
+        for note in data["notes"]:
+            print(f"  note: {note}")
+        for tkey, fit in data["fits"].items():
+            row = {"task": name, "target": tkey, "b_crit": fit["b_crit"], "b_crit_stderr": fit["b_crit_stderr"],
+                   "b_simple": noise["b_simple"]["value"], "b_noise": noise["b_noise"]["value"]}
+            row["b_simple_ratio"] = row["b_simple"] / row["b_crit"] if row["b_crit"] > 0 else math.nan
+            row["b_noise_ratio"] = row["b_noise"] / row["b_crit"] if row["b_crit"] > 0 else math.nan
+            table.append(row)
+        summary["tasks"][name] = {"fits": data["fits"], "noise": noise, "wall_s": time.perf_counter() - started}
+        print(f"  ({time.perf_counter() - started:.0f}s)", flush=True)
+
+    print("\nMeasured critical batch vs noise-scale predictions (examples per batch; prediction = geometric mean "
+          "over the tuned runs, window 10-100% of each run):")
+    print(f"{'task':<16s} {'target':>7s} {'B_crit (sweep)':>18s} {'B_simple':>9s} {'ratio':>6s} {'B_noise':>9s} {'ratio':>6s}")
+    for r in table:
+        print(f"{r['task']:<16s} {r['target']:>7s} {r['b_crit']:>10.3g} ± {r['b_crit_stderr']:<5.2g} {r['b_simple']:>9.3g} "
+              f"{r['b_simple_ratio']:>6.2f} {r['b_noise']:>9.3g} {r['b_noise_ratio']:>6.2f}")
+    summary["table"] = table
+
+    print("\nTemperature law, plain SGD (B_simple ∝ (lr/B)^slope; McCandlish et al. predict slope ≈ -1):")
+    summary["temperature"] = {}
+    for name, batch, warm in (("teacher-student", 32, 300), ("digits-mlp", 32, 100)):
+        if name not in args.tasks.split(","):
+            continue
+        task = get_task(name, **TASKS[name]["kwargs"])
+        mults = [1 / 8, 1 / 4, 1 / 2, 1, 2] if not args.quick else [1 / 8, 1 / 2, 2]
+        rows, slope = temperature_law(task, batch, 0.1, warm, mults, steps=400 if not args.quick else 300)
+        summary["temperature"][name] = {"rows": rows, "slope": slope}
+        print(f"  {name} (B={batch}): " + ", ".join(f"lr {lr:.2g}: B_simple {b:.3g}" for lr, _, b in rows)
+              + f"  -> slope {slope:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""``trainwise sweep``: measure the critical batch size by training to target losses across batch sizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+COMMAND = "sweep"
+HELP = "measure the critical batch size empirically (steps to target losses across batch sizes, resumable)"
+
+#: target held-out losses that the built-in tasks reach on CPU in minutes
+DEFAULT_TARGETS = {"digits-mlp": [0.4, 0.25, 0.15], "teacher-student": [1.6, 1.35, 1.25], "char-gpt": [2.6, 2.45, 2.35]}
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    """``"16..4096"`` (powers of two from 16 to 4096), ``"16..4096x4"`` (factor 4) or ``"4,8,32"``."""
+    text = text.strip()
+    if ".." in text:
+        lo_text, _, hi_text = text.partition("..")
+        factor_text = "2"
+        if "x" in hi_text:
+            hi_text, _, factor_text = hi_text.partition("x")
+        try:
+            lo, hi, factor = int(lo_text), int(hi_text), int(factor_text)
+        except ValueError:
+            raise ValueError(f"cannot read batch sizes {text!r}; write e.g. 16..4096 or 4,8,32") from None
+        if lo < 1 or hi < lo or factor < 2:
+            raise ValueError(f"batch-size range {text!r} must have 1 <= low <= high and factor >= 2")
+        sizes, b = [], lo
+        while b <= hi:
+            sizes.append(b)
+            b *= factor
+        return sizes
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"cannot read batch sizes {text!r}; write e.g. 16..4096 or 4,8,32") from None
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"cannot read {what} {text!r}; write comma-separated numbers") from None
+    if not values or any(not math.isfinite(v) for v in values):
+        raise ValueError(f"{what} must be finite numbers, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="built-in task (digits-mlp, char-gpt, teacher-student) or a .py file")
+    parser.add_argument("--batch-sizes", default="4..1024", help="e.g. 16..4096 (×2 steps), 16..4096x4, or 4,8,32")
+    parser.add_argument("--targets", help="held-out losses to reach, e.g. 3.2,3.0,2.9 (defaults exist for built-ins)")
+    parser.add_argument("--lrs", help="one learning-rate grid for every batch size, e.g. 1e-3,3e-3,1e-2")
+    parser.add_argument("--lr-rule", default="sqrt", choices=["sqrt", "linear", "constant"],
+                        help="centre of each batch size's LR grid: base-lr scaled from base-batch (default sqrt, for Adam)")
+    parser.add_argument("--base-lr", type=float, help="reference LR (default: the task's)")
+    parser.add_argument("--base-batch", type=int, help="reference batch of --base-lr (default: the task's)")
+    parser.add_argument("--lr-factors", default="0.25,1,4", help="grid multipliers around the rule (1 = the rule alone)")
+    parser.add_argument("--optimizer", help="adamw, sgd or sgdm (default: the task's)")
+    parser.add_argument("--max-steps", type=int, default=5000, help="step cap per run")
+    parser.add_argument("--max-examples", type=int, help="example cap per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-hessian", action="store_true", help="skip the B_noise measurement at checkpoints")
+    parser.add_argument("--noise-source", choices=["auto", "monitor", "halves"], default="auto",
+                        help="per-step noise: NoiseScaleMonitor per-example norms (monitor) or two half-batches (halves); "
+                        "auto = monitor when trainwise.noise is installed")
+    parser.add_argument("--branched", action="store_true",
+                        help="Merrill et al. 2025: branch short runs at larger batches from checkpoints of one run")
+    parser.add_argument("--base-steps", default="0,50,200,800", help="--branched: checkpoint steps of the base run")
+    parser.add_argument("--multipliers", default="1,2,4,8,16,32", help="--branched: branch batch = k × base batch")
+    parser.add_argument("--branch-examples", type=int, default=8192, help="--branched: examples per branch")
+    parser.add_argument("--tolerance", type=float, default=0.01, help="--branched: allowed excess loss (nats)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", help="output and state directory (default runs/sweep-<task>); rerun to resume")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainwise._device import resolve_device
+    from trainwise.sweep import BranchedConfig, SweepConfig, load_task, run_branched, run_sweep
+    from trainwise.sweep.noise_hook import default_noise_measure
+
+    task = load_task(args.task, device=resolve_device(args.device))
+    name = Path(args.task).stem if args.task.endswith(".py") else args.task
+    out = Path(args.out or f"runs/sweep-{name}")
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    if args.branched:
+        config = BranchedConfig(
+            task=args.task, base_batch=args.base_batch or task.default_batch_size, base_lr=args.base_lr or task.default_lr,
+            checkpoint_steps=[int(x) for x in _floats(args.base_steps, "--base-steps")],
+            multipliers=[int(x) for x in _floats(args.multipliers, "--multipliers")],
+            branch_examples=args.branch_examples, tolerance=args.tolerance, lr_rule=args.lr_rule,
+            lr_factors=_floats(args.lr_factors, "--lr-factors"), optimizer=args.optimizer, seed=args.seed)
+        result = run_branched(task, config, out, log=log)
+        if not args.no_plots:
+            from trainwise.report.plots import plot_branched
+
+            result["files"] = {"plot": plot_branched(result, out / "branched.png")}
+            (out / "branched.json").write_text(json.dumps(result, indent=1))
+        if args.json:
+            json.dump(result, sys.stdout, indent=1)
+            print()
+        else:
+            print(f"\n{result['method']}")
+            print(f"{'step':>8s} {'examples':>10s} {'loss':>8s} {'largest batch keeping up':>26s}")
+            for c in result["checkpoints"]:
+                print(f"{c['step']:>8d} {c['examples']:>10d} {c['loss']:>8.4f} {c['b_crit']:>26d}" + ("  (≥, largest tried)" if c["capped"] else ""))
+            print(f"\nwrote {out / 'branched.json'}")
+        return 0
+    targets = _floats(args.targets, "--targets") if args.targets else DEFAULT_TARGETS.get(args.task)
+    if targets is None:
+        raise ValueError(f"--targets is required for task {args.task!r} (held-out losses to reach, e.g. 3.2,3.0,2.9)")
+    config = SweepConfig(
+        task=args.task, batch_sizes=parse_batch_sizes(args.batch_sizes), targets=targets,
+        lr_rule=args.lr_rule, base_lr=args.base_lr, base_batch=args.base_batch,
+        lr_factors=_floats(args.lr_factors, "--lr-factors"), lrs=_floats(args.lrs, "--lrs") if args.lrs else None,
+        optimizer=args.optimizer, max_steps=args.max_steps, max_examples=args.max_examples, seed=args.seed,
+        noise_source=_noise_source(args.noise_source))
+    measure = None if args.no_hessian else default_noise_measure()
+    if measure is None and not args.no_hessian:
+        log("note: trainwise.noise is not available, so B_noise is not measured (B_simple still is)")
+    result = run_sweep(task, config, out, noise_measure=measure, log=log)
+    data = result.to_dict()
+    if not args.no_plots:
+        from trainwise.report.plots import plot_sweep_steps, plot_sweep_tradeoff
+
+        data["files"] = {"steps_plot": plot_sweep_steps(data, out / "steps_vs_batch.png"),
+                         "tradeoff_plot": plot_sweep_tradeoff(data, out / "steps_vs_examples.png")}
+        (out / "sweep.json").write_text(json.dumps(data, indent=1, default=str))
+    if args.json:
+        json.dump(data, sys.stdout, indent=1, default=str)
+        print()
+    else:
+        print(format_sweep(data))
+        print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if not args.no_plots else ""))
+    return 0
+
+
+def _noise_source(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    try:
+        import trainwise.noise  # noqa: F401
+    except ImportError:
+        return "halves"
+    return "monitor"
+
+
+def format_sweep(data: dict) -> str:
+    lines = ["steps to target (min over the LR grid):"]
+    batch_sizes = data["config"]["batch_sizes"]
+    lines.append(f"{'B':>8s} " + " ".join(f"{'L≤' + t:>10s}" for t in data["steps_table"]))
+    for b in batch_sizes:
+        cells = [data["steps_table"][t].get(str(b)) for t in data["steps_table"]]
+        lines.append(f"{b:>8d} " + " ".join(f"{'-' if c is None else format(c, '.0f'):>10s}" for c in cells))
+    lines.append("")
+    noise = data["noise"]
+    pred = f"B_simple ≈ {noise['b_simple']['value']:.4g}"
+    if noise["b_noise"]["runs"]:
+        pred += f", B_noise ≈ {noise['b_noise']['value']:.4g}"
+    lines.append(f"{'target':>8s} {'S_min':>9s} {'E_min':>10s} {'B_crit':>16s} {'rms resid':>9s}   noise-scale prediction ({pred})")
+    for t, fit in data["fits"].items():
+        ratio = ""
+        if noise["b_noise"]["runs"] and fit["b_crit"] > 0:
+            ratio = f"B_noise/B_crit = {noise['b_noise']['value'] / fit['b_crit']:.2f}, "
+        if fit["b_crit"] > 0 and math.isfinite(noise["b_simple"]["value"]):
+            ratio += f"B_simple/B_crit = {noise['b_simple']['value'] / fit['b_crit']:.2f}"
+        lines.append(f"{t:>8s} {fit['s_min']:>9.4g} {fit['e_min']:>10.4g} {fit['b_crit']:>8.4g} ± {fit['b_crit_stderr']:<5.2g} "
+                     f"{fit['rms_relative_residual']:>9.2f}   {ratio}")
+    lines.append(f"(noise: {noise['how']})")
+    lines.append("tuned run per batch size: " + "; ".join(
+        f"B={b}: lr {e['lr']:.3g}, B_simple {(e.get('b_simple') or {}).get('value', math.nan):.4g}"
+        + (f", B_noise {e['b_noise']['value']:.4g}" if e.get("b_noise") else "")
+        for b, e in noise.get("per_batch_size", {}).items()))
+    lines.extend(f"note: {n}" for n in data["notes"])
+    return "\n".join(lines)

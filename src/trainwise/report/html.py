@@ -1,0 +1,239 @@
+"""One self-contained HTML page gathering ``measure``, ``plan``, ``sweep`` and ``branched`` results.
+
+Plots are embedded as base64 PNG, styles inline: the file can be mailed or attached as it is. Inputs are the
+JSON files those commands write (``measure.json``, ``plan.json``, ``sweep.json``, ``branched.json``) or the
+directories holding them; missing plots are redrawn from the JSON when matplotlib is available.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["collect_results", "build_report", "write_report"]
+
+_KNOWN = ("measure.json", "plan.json", "sweep.json", "branched.json")
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{border-bottom:2px solid #444} h2{margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f3f3f3} td.l,th.l{text-align:left} tr.rec{background:#e7f6e7;font-weight:600}
+.note{color:#8a5300;margin:.2em 0} .src{color:#666;font-size:.88em} img{max-width:100%;margin:.5em 0}
+.kpi{display:inline-block;margin:.4em 1.5em .4em 0} .kpi b{font-size:1.4em;display:block}
+"""
+
+
+def _kind(path: Path, data: dict) -> str | None:
+    if isinstance(data, dict) and data.get("kind") in ("plan", "sweep", "branched"):
+        return data["kind"]
+    if isinstance(data, dict) and "summary" in data and "checkpoints" in data:
+        return "measure"
+    stem = path.name.split(".")[0]
+    return stem if stem in ("measure", "plan", "sweep", "branched") else None
+
+
+def collect_results(paths: Iterable[str | Path]) -> list[dict]:
+    """Load every known result file among ``paths`` (files, or directories searched one level deep)."""
+    found: list[dict] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"report input {str(path)!r} does not exist")
+        files = [path] if path.is_file() else [p for name in _KNOWN for p in [path / name] if p.exists()] + \
+            [p for sub in sorted(path.iterdir()) if sub.is_dir() for name in _KNOWN for p in [sub / name] if p.exists()]
+        if path.is_dir() and not files:
+            raise ValueError(f"{str(path)!r} holds none of {', '.join(_KNOWN)}")
+        for file in files:
+            try:
+                data = json.loads(file.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{str(file)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            kind = _kind(file, data)
+            if kind is None:
+                raise ValueError(f"{str(file)!r} is not a measure, plan, sweep or branched result")
+            found.append({"kind": kind, "path": file, "data": data})
+    order = {"measure": 0, "plan": 1, "sweep": 2, "branched": 3}
+    return sorted(found, key=lambda r: order[r["kind"]])
+
+
+def _img(path: str | Path | None, alt: str) -> str:
+    if not path or not Path(path).exists():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, (int, float)):
+        for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= scale:
+                return f"{value / scale:.{digits}g}{suffix}"
+        return f"{value:.{digits}g}"
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        cells = "".join(f'<td class="l">{html.escape(c)}</td>' if isinstance(c, str) else f"<td>{_num(c)}</td>" for c in row)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _plot(result: dict, key: str, fallback) -> str:
+    """A plot named in the result's ``files`` (relative to its JSON), else redrawn into a temporary file."""
+    files = result["data"].get("files") or {}
+    candidate = files.get(key)
+    if candidate:
+        for base in (Path(candidate), result["path"].parent / Path(candidate).name):
+            if base.exists():
+                return _img(base, key)
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return _img(fallback(result["data"], Path(tmp) / "plot.png"), key)
+    except ImportError:
+        return '<p class="note">(plot skipped: matplotlib is not installed)</p>'
+
+
+def _section_measure(result: dict) -> str:
+    data = result["data"]
+    meta, summary = data.get("meta", {}), data.get("summary", {})
+    unit = meta.get("unit", "examples")
+    kpis = []
+    for name in ("b_simple", "b_noise", "eps_max", "b_simple_monitor"):
+        est = summary.get(name)
+        if isinstance(est, dict) and est.get("value") is not None:
+            kpis.append(f'<span class="kpi">{name}<b>{_num(est["value"])}</b>± {_num(est.get("stderr"), 2)}</span>')
+    window = summary.get("window", {})
+    rows = [[c.get("step"), c.get("examples"), c.get("loss"), c.get("lr"),
+             (c.get("b_simple") or {}).get("value"), (c.get("b_noise") or {}).get("value")] for c in data.get("checkpoints", [])]
+    out = [f"<h2>Measurement</h2><p class='src'>{html.escape(str(result['path']))} — task {_num(meta.get('task'))}, "
+           f"batch {_num(meta.get('batch_size'))}, lr {_num(meta.get('lr'))}, optimizer {_num(meta.get('optimizer'))}, unit {unit}; "
+           f"window steps {_num(window.get('first_step'))}–{_num(window.get('last_step'))}</p>", "".join(kpis)]
+    if rows:
+        out.append(_table(["step", "examples", "loss", "lr", "B_simple", "B_noise"], rows))
+    plot = (data.get("files") or {}).get("plot")
+    if plot:
+        path = Path(plot) if Path(plot).exists() else result["path"].parent / Path(plot).name
+        out.append(_img(path, "noise scale during the measured run"))
+    return "\n".join(out)
+
+
+def _section_plan(result: dict) -> str:
+    from trainwise.report.plots import plot_plan_tradeoff
+
+    plan = result["data"]
+    unit = plan["unit"]
+    rec, bc = plan["recommendation"], plan["b_crit"]
+    m = plan.get("measurement")
+    measured = ""
+    if m:
+        w = m.get("window", {})
+        measured = (f"<p>Measured ({html.escape(m['kind'])}, {html.escape(m['source_file'])}, steps {_num(w.get('first_step'))}–"
+                    f"{_num(w.get('last_step'))}): B_simple = {_num(m['b_simple']['value'])} ± {_num(m['b_simple']['stderr'], 2)} {unit}"
+                    + (f", B_noise = {_num(m['b_noise']['value'])} ± {_num(m['b_noise']['stderr'], 2)} {unit}" if m.get("b_noise") else "")
+                    + "</p>")
+    out = ["<h2>Plan</h2>", measured,
+           f'<span class="kpi">B_crit ({unit})<b>{_num(bc["value"])}</b>likely {_num(bc["low"])}–{_num(bc["high"])}</span>',
+           f'<span class="kpi">recommended batch<b>{_num(rec["batch_size"])}</b>{unit}</span>',
+           f'<span class="kpi">learning rate<b>{_num(rec["lr"])}</b>&nbsp;</span>',
+           f"<p class='src'>B_crit from {html.escape(bc['source'])}. {html.escape(bc['why'])}.<br>"
+           f"Batch: {html.escape(rec['why'])}. LR: {html.escape(str(rec['lr_source']))}.</p>",
+           f"<p>{html.escape(plan['tradeoff']['target'])}</p>"]
+    rows, classes = [], []
+    for r in plan["table"]:
+        rows.append([r["batch_size"], r["steps"], r["steps_over_min"], r["tokens"] if r["tokens"] is not None else r["examples"],
+                     r["data_over_min"], r.get("wall_clock_h"), r.get("device_hours"), r.get("flops"),
+                     "recommended" if r["recommended"] else ("knee" if r["knee"] else "")])
+        classes.append("rec" if r["recommended"] else "")
+    out.append(_table([f"batch ({unit})", "steps", "S/S_min", "tokens" if plan["table"][0]["tokens"] is not None else unit,
+                       "E/E_min", "wall-clock h", "device-h", "FLOPs", ""], rows, classes))
+    out.append(_plot(result, "plot", plot_plan_tradeoff))
+    if plan.get("laws"):
+        out.append(_table(["law", "batch (tokens)", "B_crit (tokens)", "lr", "source"],
+                          [[k, v.get("batch_tokens"), v.get("b_crit_tokens"), v.get("lr"), v["citation"]] for k, v in plan["laws"].items()]))
+    out.append("<h3>Published runs, for scale</h3>")
+    out.append(_table(["run", "params", "tokens", "batch (tokens)", "sequences × length", "peak lr", "× yours", "source"],
+                      [[r["name"], r["params"], r["tokens"], r["batch_tokens"], f"{r['batch_sequences']:.0f} × {r['seq_len']}",
+                        r["lr"], r.get("ratio_to_recommended"), r["source"] + (f" ({r['note']})" if r.get("note") else "")]
+                       for r in plan["published_runs"]]))
+    out.extend(f'<p class="note">⚠ {html.escape(n)}</p>' for n in plan.get("notes", []))
+    return "\n".join(out)
+
+
+def _section_sweep(result: dict) -> str:
+    from trainwise.report.plots import plot_sweep_steps, plot_sweep_tradeoff
+
+    data = result["data"]
+    cfg, noise = data["config"], data["noise"]
+    out = [f"<h2>Sweep: measured critical batch ({html.escape(str(cfg['task']))})</h2>",
+           f"<p class='src'>batch sizes {cfg['batch_sizes']}, targets {cfg['targets']}, LR "
+           + (f"grid {cfg['lrs']}" if cfg.get("lrs") else f"rule {cfg['lr_rule']} × {cfg['lr_factors']}")
+           + f", step cap {cfg['max_steps']}</p>"]
+    rows = []
+    for t, fit in data["fits"].items():
+        rows.append([t, fit["s_min"], fit["e_min"], fit["b_crit"], fit["b_crit_stderr"], fit["n_points"],
+                     noise["b_simple"]["value"] / fit["b_crit"] if fit["b_crit"] > 0 else None,
+                     noise["b_noise"]["value"] / fit["b_crit"] if fit["b_crit"] > 0 and noise["b_noise"]["runs"] else None])
+    out.append(_table(["target", "S_min", "E_min", "B_crit", "± stderr", "batch sizes", "B_simple / B_crit", "B_noise / B_crit"], rows))
+    out.append(f"<p>Noise-scale prediction: B_simple ≈ {_num(noise['b_simple']['value'])}"
+               + (f", B_noise ≈ {_num(noise['b_noise']['value'])}" if noise["b_noise"]["runs"] else "")
+               + f" <span class='src'>({html.escape(noise['how'])})</span></p>")
+    per_batch = noise.get("per_batch_size", {})
+    if per_batch:
+        out.append("<h3>Tuned run per batch size</h3>")
+        out.append(_table(["batch", "best lr", "B_simple (window)", "± stderr", "B_noise (checkpoints)", "window steps"],
+                          [[int(b), e["lr"], (e.get("b_simple") or {}).get("value"), (e.get("b_simple") or {}).get("stderr"),
+                            (e.get("b_noise") or {}).get("value"),
+                            f"{(e.get('window') or {}).get('first_step')}–{(e.get('window') or {}).get('last_step')}"]
+                           for b, e in per_batch.items()]))
+    out.append(_plot(result, "steps_plot", plot_sweep_steps))
+    out.append(_plot(result, "tradeoff_plot", plot_sweep_tradeoff))
+    out.extend(f'<p class="note">⚠ {html.escape(n)}</p>' for n in data.get("notes", []))
+    return "\n".join(out)
+
+
+def _section_branched(result: dict) -> str:
+    from trainwise.report.plots import plot_branched
+
+    data = result["data"]
+    rows = [[c["step"], c["examples"], c["loss"], c["b_crit"], "≥ (largest tried)" if c["capped"] else ""] for c in data["checkpoints"]]
+    return "\n".join([f"<h2>Branched critical batch</h2><p class='src'>{html.escape(data['method'])}</p>",
+                      _table(["step", "examples", "loss", "largest batch keeping up", ""], rows),
+                      _plot(result, "plot", plot_branched)])
+
+
+def build_report(results: list[dict], title: str = "trainwise report") -> str:
+    """The HTML text for ``results`` from :func:`collect_results`."""
+    sections = {"measure": _section_measure, "plan": _section_plan, "sweep": _section_sweep, "branched": _section_branched}
+    body = [sections[r["kind"]](r) for r in results]
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sources = ", ".join(html.escape(str(r["path"])) for r in results)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p class='src'>generated {stamp} from {sources}</p>{''.join(body)}</body></html>")
+
+
+def write_report(paths: Iterable[str | Path], out: str | Path, title: str = "trainwise report") -> Path:
+    """Collect results from ``paths`` and write the self-contained page to ``out``."""
+    results = collect_results(paths)
+    if not results:
+        raise ValueError("no results to report")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(build_report(results, title), encoding="utf-8")
+    return out

@@ -1,0 +1,119 @@
+import json
+import math
+
+import pytest
+import torch
+
+from trainwise.sweep import SweepConfig, lr_for_rule, run_sweep, train_to_targets
+from trainwise.sweep import runner as runner_module
+from trainwise.sweep.runner import noise_window_average
+
+from .linear_task import LinearRegression
+
+
+@pytest.mark.parametrize("noise_source,steps", [("halves", 1500), ("monitor", 400)])
+def test_per_step_noise_estimates_match_brute_force_at_fixed_parameters(noise_source, steps):
+    task = LinearRegression()
+    # lr = 0: the parameters stay at the initialisation, so the per-step estimates average to the pool's
+    result, _, trace = train_to_targets(task, 16, 0.0, [-1.0], max_steps=steps, eval_growth=10.0,
+                                        plateau_min_steps=10**9, noise_source=noise_source)
+    model = task.make_model(seed=0)
+    grads = []
+    for i in range(task.num_train_examples()):
+        model.zero_grad()
+        task.loss_fn(model, (task.x[i : i + 1], task.y[i : i + 1])).sum().backward()
+        grads.append(model.weight.grad.flatten().clone())
+    grads = torch.stack(grads).double()
+    mean = grads.mean(0)
+    grad_sq_norm = float(mean @ mean)
+    trace_sigma = float(((grads - mean) ** 2).sum(1).mean())
+    avg = noise_window_average(trace["step"], trace["grad_sq_norm"], trace["trace_sigma"], 0, 10**9)
+    n = len(trace["step"])
+    # unbiased: the window means agree with the brute-force values within 4 standard errors of the mean
+    for name, truth in (("grad_sq_norm", grad_sq_norm), ("trace_sigma", trace_sigma)):
+        stderr = float(torch.tensor(trace[name]).std()) / math.sqrt(n)
+        assert abs(avg[name] - truth) < 4 * stderr, (name, avg[name], truth, stderr)
+        assert avg[name] == pytest.approx(truth, rel=0.2)
+    b_simple = avg["b_simple"]
+    assert abs(b_simple["value"] - trace_sigma / grad_sq_norm) < 4 * b_simple["stderr"]
+    assert result.stopped == "step_cap"
+
+
+def test_lr_rules():
+    assert lr_for_rule("linear", 64, 0.1, 16) == pytest.approx(0.4)
+    assert lr_for_rule("sqrt", 64, 0.1, 16) == pytest.approx(0.2)
+    assert lr_for_rule("constant", 64, 0.1, 16) == 0.1
+    with pytest.raises(ValueError, match="'cubic'"):
+        lr_for_rule("cubic", 64, 0.1, 16)
+
+
+def test_config_validation_quotes_bad_values():
+    with pytest.raises(ValueError, match=r"\[1, 4\]"):
+        SweepConfig(task="x", batch_sizes=[1, 4], targets=[1.0])
+    with pytest.raises(ValueError, match="-0.1"):
+        SweepConfig(task="x", batch_sizes=[4], targets=[1.0], lrs=[-0.1])
+
+
+def test_sweep_fits_resumes_and_probes_tuned_runs(tmp_path, monkeypatch):
+    task = LinearRegression()
+    config = SweepConfig(task="linreg", batch_sizes=[2, 8, 32, 128], targets=[0.4, 0.3], lrs=[0.03, 0.1],
+                         max_steps=2000, optimizer="sgd")
+    calls = []
+
+    def fake_measure(model, task_, step):
+        calls.append(step)
+        return {"b_noise": {"value": 10.0, "stderr": 1.0}, "trace_h_sigma": {"value": 20.0, "stderr": 0.0},
+                "ghg": {"value": 2.0, "stderr": 0.0}}
+
+    result = run_sweep(task, config, tmp_path, noise_measure=fake_measure, show_progress=False)
+    assert set(result.tuned) == {2, 8, 32, 128}
+    for tkey in ("0.4", "0.3"):
+        row = result.steps_table[tkey]
+        assert all(row[b] is not None for b in config.batch_sizes)
+        # steps-to-target is the minimum over the LR grid
+        for b in config.batch_sizes:
+            per_lr = [r.steps_to_target[tkey] for r in result.runs.values() if r.batch_size == b]
+            assert row[b] == min(v for v in per_lr if v is not None)
+        assert tkey in result.fits and math.isfinite(result.fits[tkey].b_crit)
+    assert result.noise["b_noise"]["value"] == pytest.approx(10.0)
+    assert calls, "the B_noise hook ran on checkpoints of the tuned runs"
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert saved["kind"] == "sweep" and set(saved["fits"]) == {"0.4", "0.3"}
+
+    # resume: nothing is retrained or re-probed
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished run was repeated")
+
+    monkeypatch.setattr(runner_module, "train_to_targets", boom)
+    again = run_sweep(task, config, tmp_path, noise_measure=boom, show_progress=False)
+    assert again.steps_table == result.steps_table
+
+    # an interrupted sweep (state with only some runs) continues with the rest only
+    state = json.loads((tmp_path / "sweep_state.json").read_text())
+    dropped = sorted(state["runs"])[:2]
+    for key in dropped:
+        del state["runs"][key]
+    (tmp_path / "sweep_state.json").write_text(json.dumps(state))
+    monkeypatch.undo()
+    done = []
+    original = runner_module.train_to_targets
+
+    def counting(task_, batch_size, lr, *args, **kwargs):
+        done.append(runner_module._key(batch_size, lr))
+        return original(task_, batch_size, lr, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train_to_targets", counting)
+    run_sweep(task, config, tmp_path, show_progress=False)
+    assert sorted(done) == dropped
+
+    # a different configuration refuses to reuse the state
+    other = SweepConfig(task="linreg", batch_sizes=[2, 8], targets=[0.4], lrs=[0.03], optimizer="sgd")
+    with pytest.raises(ValueError, match="different configuration"):
+        run_sweep(task, other, tmp_path, show_progress=False)
+
+
+def test_diverging_run_is_flagged():
+    task = LinearRegression()
+    result, _, _ = train_to_targets(task, 8, 50.0, [0.5], max_steps=200, optimizer="sgd")
+    assert result.stopped == "diverged"
+    assert result.steps_to_target["0.5"] is None or math.isfinite(result.steps_to_target["0.5"])
