@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
+# measure -> plan -> report on the built-in character GPT (text shipped with Python); a few minutes on 2 cores
 demo: $(STAMP)
-	$(PY) -m trainwise.cli.main measure --task char-gpt --out runs/demo
+	$(PY) -m trainwise.cli.main measure --task char-gpt --steps 200 --checkpoints 5 --rounds 8 --out runs/demo
+	$(PY) -m trainwise.cli.main plan --from runs/demo --tokens 50M --throughput 20000tok/s --out runs/demo/plan
+	$(PY) -m trainwise.cli.main report runs/demo -o runs/demo/report.html
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
