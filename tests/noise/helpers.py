@@ -29,7 +29,7 @@ def textbook_estimates(per_example_grads: np.ndarray) -> tuple[float, float]:
     g = np.asarray(per_example_grads, dtype=np.float64)
     batch = g.shape[0]
     mean = g.mean(0)
-    trace_sigma = np.trace(np.cov(g, rowvar=False, ddof=1)) if g.shape[1] > 1 else g[:, 0].var(ddof=1)
+    trace_sigma = float(((g - mean) ** 2).sum() / (batch - 1))  # trace of the sample covariance, ddof=1
     return float(mean @ mean - trace_sigma / batch), float(trace_sigma)
 
 
@@ -95,3 +95,27 @@ class LinearRegressionProblem:
             "eps_max": grad_sq_norm / ghg,
             "delta_l_max": grad_sq_norm**2 / (2 * ghg),
         }
+
+
+def preconditioned_truth(problem: LinearRegressionProblem, precond_diag: np.ndarray) -> dict[str, float]:
+    """Closed forms for the update ``−ε P⁻¹G_B`` with ``P = diag(precond_diag)`` (``A = P⁻¹``)."""
+    S, d, s2 = problem.cov, problem.d, problem.sigma**2
+    A = np.diag(1.0 / precond_diag)
+    Sd = S @ d
+    sigma = (d @ Sd + s2) * S + np.outer(Sd, Sd)
+    g_hat = A @ Sd
+    grad_sq_norm = g_hat @ g_hat
+    trace_sigma = np.trace(A @ sigma @ A)
+    ghg = g_hat @ S @ g_hat
+    trace_h_sigma = np.trace(S @ A @ sigma @ A)
+    g_precond_g = Sd @ A @ Sd
+    return {
+        "grad_sq_norm": grad_sq_norm,
+        "trace_sigma": trace_sigma,
+        "ghg": ghg,
+        "trace_h_sigma": trace_h_sigma,
+        "b_simple": trace_sigma / grad_sq_norm,
+        "b_noise": trace_h_sigma / ghg,
+        "eps_max": g_precond_g / ghg,
+        "delta_l_max": g_precond_g**2 / (2 * ghg),
+    }

@@ -108,3 +108,33 @@ def test_short_iterable_warns():
     with pytest.warns(RuntimeWarning, match="only 2 of 5 rounds"):
         result = measure_noise_scale(problem.model(), problem.loss_fn, batches, rounds=5)
     assert result.rounds == 2
+
+
+def test_preconditioned_update_closed_form():
+    from tests.noise.helpers import preconditioned_truth
+
+    problem = LinearRegressionProblem(np.array([0.5, 1.0, 1.0, 2.0]), sigma=0.3, seed=0)
+    precond = np.array([0.3, 1.0, 2.0, 4.0])
+    truth = preconditioned_truth(problem, precond)
+    plain = problem.truth
+    assert truth["b_noise"] > 2 * plain["b_noise"]  # the preconditioner changes the answer
+    model = problem.model()
+    result = measure_noise_scale(model, problem.loss_fn, problem.batches(1024), rounds=300,
+                                 preconditioner=[torch.tensor(precond)[None]])
+    assert result.info["preconditioned"]
+    _check_against_truth(result, truth, ALL, max_rel=0.2)
+    assert result.b_simple.relative_error < 0.02
+
+
+def test_preconditioner_from_adam_state_and_errors():
+    problem = LinearRegressionProblem(np.ones(4), seed=1)
+    model = problem.model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(ValueError, match="take a step first"):
+        measure_noise_scale(model, problem.loss_fn, problem.batches(16), rounds=1, preconditioner=optimizer)
+    problem.loss_fn(model, problem.batch(16)).mean().backward()
+    optimizer.step()
+    result = measure_noise_scale(model, problem.loss_fn, problem.batches(16), rounds=2, preconditioner=optimizer)
+    assert result.info["preconditioned"] and math.isfinite(result.b_noise.value)
+    with pytest.raises(ValueError, match="one tensor per trainable parameter"):
+        measure_noise_scale(model, problem.loss_fn, problem.batches(16), rounds=1, preconditioner=[torch.ones(3)])

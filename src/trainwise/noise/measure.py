@@ -20,6 +20,19 @@ unbiased because ``G_1``, ``G_2`` and ``H_C`` are independent:
 ``E[G_1ᵀH_CG_2] = GᵀHG`` and ``E[G_jᵀH_CG_j] = GᵀHG + tr(HΣ)/b``.
 Rounds are averaged, ratios are taken of the averages (:func:`~trainwise.noise.estimators.ratio_of_means`),
 and standard errors come from the spread over rounds.
+
+**Preconditioned (Adam) form.** For an update ``−ε P⁻¹G_B`` with a fixed diagonal preconditioner
+``P`` (Adam's ``sqrt(v̂) + eps``) the second-order model becomes
+``E[ΔL] ≈ −ε GᵀP⁻¹G + ½ε²(ĜᵀHĜ + tr(HP⁻¹ΣP⁻¹)/B)`` with ``Ĝ = P⁻¹G``, so
+
+.. math::
+    B_{noise}^P = \frac{\operatorname{tr}(H P^{-1}\Sigma P^{-1})}{\hat G^\top H \hat G}, \quad
+    \varepsilon_{max}^P = \frac{G^\top P^{-1} G}{\hat G^\top H \hat G}, \quad
+    B_{simple}^P = \frac{\operatorname{tr}(P^{-1}\Sigma P^{-1})}{|\hat G|^2}.
+
+They come from the same estimators applied to ``ĝ = P⁻¹g`` (``GᵀP⁻¹G`` from the cross term
+``G_1ᵀP⁻¹G_2`` of the two independent halves). ``grad_sq_norm``, ``trace_sigma``, ``ghg`` and
+``trace_h_sigma`` then refer to ``ĝ``.
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ import torch
 from torch import nn
 
 from trainwise._progress import progress as _progress
-from trainwise.noise._params import trainable_params
+from trainwise.noise._params import adam_preconditioner, trainable_params
 from trainwise.noise.estimators import (
     delta_l_max_of_means,
     grad_sq_norm_estimate,
@@ -108,6 +121,7 @@ def measure_noise_scale(
     hessian: bool = True,
     per_example: bool | str = "auto",
     tokens_per_example: float | None = None,
+    preconditioner: torch.optim.Optimizer | list[torch.Tensor] | None = None,
     show_progress: bool = False,
 ) -> NoiseScaleResult:
     r"""Measure ``B_simple``, ``B_noise``, ``ε_max``, ``ΔL_max`` and their parts at the current parameters.
@@ -124,6 +138,9 @@ def measure_noise_scale(
             halves of each batch instead (``B_small = B/2``, noisier); ``"auto"`` falls back to halves
             when some parameter is out of the hooks' reach.
         tokens_per_example: report batch sizes in tokens (``×`` this) instead of examples.
+        preconditioner: measure for the preconditioned update ``P⁻¹g`` (module docstring): an
+            Adam/AdamW optimizer that has taken a step (``P = sqrt(v̂) + eps``), or a list of tensors
+            ``P`` shaped like the trainable parameters.
         show_progress: a progress bar on stderr.
 
     Returns:
@@ -137,6 +154,18 @@ def measure_noise_scale(
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     params = trainable_params(model)
+    inv_precond = None
+    if preconditioner is not None:
+        if isinstance(preconditioner, torch.optim.Optimizer):
+            precond = adam_preconditioner(preconditioner, params)
+            if precond is None:
+                raise ValueError("preconditioner: the optimizer has no Adam second-moment state (exp_avg_sq) "
+                                 "for every trainable parameter yet; take a step first")
+        else:
+            precond = list(preconditioner)
+            if len(precond) != len(params) or any(P.shape != p.shape for P, p in zip(precond, params)):
+                raise ValueError("preconditioner: need one tensor per trainable parameter, of the same shapes")
+        inv_precond = [1.0 / P.to(p.dtype) for P, p in zip(precond, params)]
     engine = None
     if per_example:
         try:
@@ -149,7 +178,7 @@ def measure_noise_scale(
     saved_grads = [p.grad for p in params]
     for p in params:
         p.grad = None
-    samples: dict[str, list[float]] = {k: [] for k in ("grad_sq_norm", "trace_sigma", "ghg", "trace_h_sigma")}
+    samples: dict[str, list[float]] = {k: [] for k in ("grad_sq_norm", "trace_sigma", "ghg", "trace_h_sigma", "g_precond_g")}
     examples = 0
     b_small = b_big = 0.0
     stream = iter(batches)
@@ -164,17 +193,21 @@ def measure_noise_scale(
             half = size // 2
             if half < 1:
                 raise ValueError(f"each batch needs at least 2 examples, got {size}")
-            halves_grads, halves_sq, per_example_sq = [], [], []
+            halves_grads, halves_sq, per_example_sq, raw_grads = [], [], [], []
             for start, stop in ((0, half), (half, 2 * half)):
                 if engine is not None:
                     engine.start()
                 losses = _per_example_losses(loss_fn, model, _split(batch, start, stop))
                 grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
                 grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
+                if inv_precond is not None:
+                    raw_grads.append(grads)
+                    grads = [g * a for g, a in zip(grads, inv_precond)]  # ĝ = P⁻¹g
                 halves_grads.append(grads)
                 halves_sq.append(_dot(grads, grads))
                 if engine is not None:
-                    per_example_sq.append(engine.norms().double() * float(half) ** 2)
+                    pre = None if inv_precond is None else {id(p): 1.0 / a for p, a in zip(params, inv_precond)}
+                    per_example_sq.append(engine.norms(preconditioner=pre).double() * float(half) ** 2)
                     engine.stop()
             mean_grad = [(a + b) / 2 for a, b in zip(*halves_grads)]
             big_sq = _dot(mean_grad, mean_grad)
@@ -204,6 +237,8 @@ def measure_noise_scale(
                 q12 = 0.5 * (_dot(halves_grads[0], hv[1]) + _dot(halves_grads[1], hv[0]))
                 samples["ghg"].append(q12)
                 samples["trace_h_sigma"].append(half * (0.5 * (q11 + q22) - q12))
+                if inv_precond is not None:  # GᵀP⁻¹G from the independent halves: E[G_1ᵀ P⁻¹ G_2]
+                    samples["g_precond_g"].append(0.5 * (_dot(raw_grads[0], halves_grads[1]) + _dot(raw_grads[1], halves_grads[0])))
                 examples += _batch_len(hessian_batch)
     finally:
         if engine is not None:
@@ -220,13 +255,15 @@ def measure_noise_scale(
         grad_sq_norm=mean_of(samples["grad_sq_norm"]),
         trace_sigma=mean_of(samples["trace_sigma"]).scaled(unit_factor),
     )
+    # the first-order gain per unit step: |G|², or GᵀP⁻¹G for the preconditioned update
+    gain_samples = samples["g_precond_g"] if inv_precond is not None else samples["grad_sq_norm"]
     if hessian:
         result.update(
             b_noise=ratio_of_means(samples["trace_h_sigma"], samples["ghg"], scale=unit_factor),
             ghg=mean_of(samples["ghg"]),
             trace_h_sigma=mean_of(samples["trace_h_sigma"]).scaled(unit_factor),
-            eps_max=ratio_of_means(samples["grad_sq_norm"], samples["ghg"]),
-            delta_l_max=delta_l_max_of_means(samples["grad_sq_norm"], samples["ghg"]),
+            eps_max=ratio_of_means(gain_samples, samples["ghg"]),
+            delta_l_max=delta_l_max_of_means(gain_samples, samples["ghg"]),
         )
         if result["ghg"].value <= 0:
             warnings.warn(
@@ -243,5 +280,5 @@ def measure_noise_scale(
         tokens_per_example=float(tokens_per_example) if tokens_per_example else None,
         b_small=b_small,
         b_big=b_big,
-        info={"per_example": engine is not None, "hessian": hessian},
+        info={"per_example": engine is not None, "hessian": hessian, "preconditioned": inv_precond is not None},
     )
