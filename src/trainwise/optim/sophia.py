@@ -196,6 +196,9 @@ class _SophiaBase(Optimizer):
         super().load_state_dict(state_dict)
         for state in self.state.values():
             state.setdefault("hessian_step", 0)
+        for group in self.param_groups:  # an official SophiaG state_dict lacks bs and eps
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
         if extra is not None:  # a state_dict of the official SophiaG has no "sophia" entry
             self.schedule = dict(extra["schedule"])
             self.seed = int(extra["seed"])
@@ -468,14 +471,12 @@ class SophiaG(_SophiaBase):
         if bs is not None:
             bs = _check_float("bs", bs, 0.0, low_inclusive=False)
             for group in self.param_groups:
-                if group["bs"] != bs and self.schedule["hessian_updates"] and not group.get("_bs_warned"):
-                    if self.schedule["steps"] == 0:
-                        warnings.warn(
-                            f"SophiaG: step(bs={bs:g}) differs from bs={group['bs']:g} used for the Hessian estimate "
-                            "made before the first step; pass bs= to the constructor so they agree",
-                            UserWarning, stacklevel=2,
-                        )
-                        group["_bs_warned"] = True
+                if group["bs"] != bs and self.schedule["steps"] == 0 and self.schedule["hessian_updates"]:
+                    warnings.warn(
+                        f"SophiaG: step(bs={bs:g}) differs from bs={group['bs']:g} used for the Hessian estimate "
+                        "made before the first step; pass bs= to the constructor so they agree",
+                        UserWarning, stacklevel=2,
+                    )
                 group["bs"] = bs
         return self._step(closure)
 
