@@ -215,11 +215,18 @@ class _SophiaBase(Optimizer):
             return True
         by_device: dict[torch.device, list[Tensor]] = defaultdict(list)
         for grad in flat:
-            by_device[grad.device].append(grad)
+            if grad.numel():
+                by_device[grad.device].append(grad)
         finite = True
-        for grads in by_device.values():
-            norms = torch._foreach_norm(grads, ord=math.inf)  # max |g|: NaN and inf propagate, no overflow
-            if not bool(torch.isfinite(torch.stack([n.float() for n in norms])).all()):
+        for device, grads in by_device.items():
+            if device.type == "cpu":
+                # CPU has no fused multi-tensor kernels: one isfinite over chunked concatenations
+                # costs a few ops instead of one norm per tensor (measured 0.3 ms vs 2.7 ms, char-gpt).
+                checks = [torch.isfinite(torch.cat([g.reshape(-1) for g in chunk])).all() for chunk in _chunks(grads)]
+            else:
+                norms = torch._foreach_norm(grads, ord=math.inf)  # max |g|: NaN and inf propagate, no overflow
+                checks = [torch.isfinite(torch.stack([n.float() for n in norms])).all()]
+            if not all(bool(check) for check in checks):
                 finite = False
         if finite:
             return True
@@ -545,6 +552,19 @@ class SophiaH(_SophiaBase):
 
 
 # ------------------------------------------------------------------- kernels
+def _chunks(tensors: list[Tensor], max_elements: int = 1 << 24) -> list[list[Tensor]]:
+    """Split ``tensors`` into runs of at most ``max_elements`` elements (bounds the extra memory)."""
+    chunks: list[list[Tensor]] = [[]]
+    size = 0
+    for t in tensors:
+        if chunks[-1] and size + t.numel() > max_elements:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(t)
+        size += t.numel()
+    return chunks
+
+
 def _group_by_device_dtype(tensors: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:
     groups: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
     for i, t in enumerate(tensors):
