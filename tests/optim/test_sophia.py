@@ -246,3 +246,33 @@ def test_param_groups_and_paper_unit_estimates():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         opt.step(bs=4)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_maximize_equals_minimizing_the_negated_gradient(foreach):
+    a, b = _params(), _params()
+    opt_a = SophiaG(a, lr=1e-2, maximize=True, foreach=foreach)
+    opt_b = SophiaG(b, lr=1e-2, foreach=foreach)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        grads = [torch.randn(s, generator=gen) for s in SHAPES]
+        for p, q, g in zip(a, b, grads):
+            p.grad, q.grad = g.clone(), -g
+        opt_a.update_hessian()
+        opt_b.update_hessian()
+        opt_a.step()
+        opt_b.step()
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+
+
+def test_sophiah_needs_estimates_and_bs_mismatch_warns():
+    p = torch.zeros(3)
+    with pytest.raises(ValueError, match="needs estimates"):
+        SophiaH([p]).update_hessian(None)
+    opt = SophiaG([p], bs=100)
+    opt.update_hessian({p: torch.ones(3)})
+    p.grad = torch.ones(3)
+    with pytest.warns(UserWarning, match="step\\(bs=200\\) differs from bs=100"):
+        opt.step(bs=200)
+    assert opt.param_groups[0]["bs"] == 200
