@@ -24,7 +24,7 @@ OPTIMIZERS = ("adamw", "sgd-cosine", "adamw-cosine", "sophiag")
 
 #: learning rates tuned on a small grid for the default budget of each built-in task
 DEFAULT_LRS: dict[str, dict[str, float]] = {
-    "char-gpt": {"adamw": 2e-3, "sgd-cosine": 0.3, "adamw-cosine": 4e-3, "sophiag": 1e-3},
+    "char-gpt": {"adamw": 2e-3, "sgd-cosine": 0.3, "adamw-cosine": 4e-3, "sophiag": 2e-3},
     "digits-mlp": {"adamw": 3e-3, "sgd-cosine": 0.1, "adamw-cosine": 3e-3, "sophiag": 5e-4},
 }
 _FALLBACK_LRS = {"adamw": 1e-3, "sgd-cosine": 0.05, "adamw-cosine": 1e-3, "sophiag": 5e-4}
