@@ -138,3 +138,20 @@ def test_sophiah_with_hutchinson_schedule_descends_quadratic():
         opt.step()
     assert updates == 100
     assert float(loss_fn(None).detach()) < 1e-3 * float((0.5 * scales).sum())
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=1, max_value=9), max_size=3, unique=True))
+def test_gnb_estimate_does_not_depend_on_the_micro_batch_split(cuts):
+    weight, x = _softmax_regression(n=10)
+    estimator = GaussNewtonBartlett(lambda b: b[0] @ weight.T)
+    whole = estimator([weight], [(x,)], _gen_for(9))
+    bounds = [0, *sorted(cuts), 10]
+    parts = [(x[a:b],) for a, b in zip(bounds, bounds[1:])]
+    split = estimator([weight], parts, _gen_for(9))
+    assert split.count == whole.count == 10
+    torch.testing.assert_close(split.diag[weight], whole.diag[weight])

@@ -128,12 +128,14 @@ class GaussNewtonBartlett:
             n_real = flat_logits.shape[0]
             if n_real == 0:
                 continue
+            if flat_logits.dtype in (torch.float16, torch.bfloat16):
+                flat_logits = flat_logits.float()  # sample and differentiate the loss in fp32
             with torch.no_grad():
-                probs = torch.softmax(flat_logits.detach().float(), dim=-1)
+                probs = torch.softmax(flat_logits.detach(), dim=-1)
                 if not bool(torch.isfinite(probs).all()):
                     raise FloatingPointError("GaussNewtonBartlett: non-finite logits at real (unmasked) tokens")
                 labels = _sample_labels(probs, generator_for(probs.device))
-            loss_sum = F.cross_entropy(flat_logits.float(), labels, reduction="sum")
+            loss_sum = F.cross_entropy(flat_logits, labels, reduction="sum")
             grads = torch.autograd.grad(loss_sum, params, allow_unused=True)
             for i, grad in enumerate(grads):
                 if grad is not None:
