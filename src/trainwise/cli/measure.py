@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=16, help="batches averaged at each checkpoint")
     parser.add_argument("--measure-batch-size", type=int, default=None, help="batch size of checkpoint measurements")
     parser.add_argument("--no-hessian", action="store_true", help="skip Hessian-vector products (no B_noise, ε_max)")
+    parser.add_argument("--no-precondition", action="store_true",
+                        help="with Adam/AdamW, skip the second, preconditioned (P⁻¹g) measurement at checkpoints")
     parser.add_argument("--unit", default="auto", choices=["auto", "tokens", "examples"], help="batch-size unit")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--seed", type=int, default=0)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         task, steps=args.steps, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         source=args.source, micro_batches=args.micro_batches, checkpoints=args.checkpoints, rounds=args.rounds,
         measure_batch_size=args.measure_batch_size, hessian=not args.no_hessian, unit=args.unit, seed=args.seed,
-        out_dir=out, show_progress=not args.quiet,
+        out_dir=out, show_progress=not args.quiet, precondition=False if args.no_precondition else None,
     )
     if not args.no_plot:
         try:
@@ -66,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
           f"{meta['seconds']:.0f} s")
     print(f"noise scale in {unit}" + (f" ({meta['tokens_per_example']} tokens per example)" if unit == "tokens" else "")
           + f"; each checkpoint averages {meta['rounds']} batches of {meta['measure_batch_size']}; ± is one standard error\n")
+    has_precond = any(c.get("precond") for c in result["checkpoints"])
     rows = [
         [c["step"], c["examples"], c["loss"], f"{c['temperature']:.2g}", fmt_pm(c["b_simple"]), fmt_pm(c.get("b_noise")),
-         fmt_pm(c.get("eps_max"))]
+         fmt_pm(c.get("eps_max"))] + ([fmt_pm((c.get("precond") or {}).get("b_noise"))] if has_precond else [])
         for c in result["checkpoints"]
     ]
-    print(table(["step", "examples", "loss", "lr/B", f"B_simple", f"B_noise", "ε_max"], rows))
+    print(table(["step", "examples", "loss", "lr/B", "B_simple", "B_noise", "ε_max"] + (["B_noise (Adam P⁻¹g)"] if has_precond else []), rows))
     w = summary["window"]
     print(f"\nwindow steps {w['first_step']}–{w['last_step']} ({w['checkpoints']} checkpoints, initialisation excluded):")
     print(f"  B_noise  = {fmt_pm(summary.get('b_noise'))} {unit}   ← predicts the critical batch (McCandlish et al.: B_crit ≈ B_noise)")
@@ -79,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  B_simple from the monitor over steps {summary['b_simple_monitor']['steps'][0]}–{summary['b_simple_monitor']['steps'][1]}"
           f" = {fmt_pm(summary['b_simple_monitor'])} {unit}")
     print(f"  ε_max    = {fmt_pm(summary.get('eps_max'))} (optimal SGD step at infinite batch)")
+    if summary.get("b_noise_precond"):
+        print(f"  for the Adam-preconditioned update P⁻¹g: B_noise = {fmt_pm(summary['b_noise_precond'])} {unit}, "
+              f"B_simple = {fmt_pm(summary.get('b_simple_precond'))} {unit}")
     if meta.get("skipped_steps"):
         print(f"  skipped steps: {meta['skipped_steps']}")
     print("\nfiles: " + ", ".join(f"{k}={v}" for k, v in result["files"].items()))

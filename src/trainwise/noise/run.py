@@ -64,6 +64,10 @@ def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_ini
     for name in ("b_simple", "b_noise", "eps_max"):
         readings = [Measured(c[name]["value"], c[name]["stderr"], c[name].get("n", 0)) for c in window if c.get(name) and c[name]["value"] is not None]
         summary[name] = _weighted_mean(readings).to_dict()
+        pre = [c["precond"][name] for c in window if c.get("precond") and c["precond"].get(name)]
+        pre = [Measured(r["value"], r["stderr"], r.get("n", 0)) for r in pre if r["value"] is not None]
+        if pre:
+            summary[f"{name}_precond"] = _weighted_mean(pre).to_dict()
     if window:
         first, last = window[0]["step"], window[-1]["step"]
         steps = [r for r in history if first <= r["step"] <= last] or history
@@ -97,8 +101,12 @@ def run_measurement(
     out_dir: str | Path | None = None,
     show_progress: bool = True,
     ema_steps: float = 50.0,
+    precondition: bool | None = None,
 ) -> dict:
     """Train ``task`` for ``steps`` optimizer steps and measure the noise scale along the way.
+
+    With an Adam/AdamW optimizer (or ``precondition=True``) each checkpoint after the first step is
+    measured a second time for the preconditioned update ``P⁻¹g`` (``checkpoint["precond"]``).
 
     Returns the ``measure.json`` dictionary; with ``out_dir`` also writes ``noise.jsonl`` (the
     monitor's log, with ``hessian`` records at the checkpoints) and ``measure.json`` there.
@@ -146,9 +154,14 @@ def run_measurement(
         "rounds": rounds,
         "train_examples": task.num_train_examples(),
     }
+    is_adam = isinstance(opt, torch.optim.Adam | torch.optim.AdamW)
+    if precondition is None:
+        precondition = is_adam
+    if precondition and not is_adam:
+        raise ValueError("precondition=True needs an Adam/AdamW optimizer (its second moments are the preconditioner)")
     monitor = NoiseScaleMonitor(
         model, source=source, tokens_per_example=tokens_per_example, optimizer=opt,
-        precondition=isinstance(opt, torch.optim.Adam | torch.optim.AdamW), ema_steps=ema_steps,
+        precondition=precondition, ema_steps=ema_steps,
         log_path=log_path, meta={k: v for k, v in meta.items() if k not in ("source", "unit", "tokens_per_example")},
     )
     stream = task.batches(batch_size, seed=seed)
@@ -163,6 +176,12 @@ def run_measurement(
         monitor.pause()  # the probe's passes are not training steps
         result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
                                      tokens_per_example=tokens_per_example)
+        precond_row = None
+        if precondition and step > 0:
+            pre = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
+                                      tokens_per_example=tokens_per_example, preconditioner=opt)
+            precond_row = {k: v for k, v in pre.to_dict().items()
+                           if k in ("b_simple", "b_noise", "eps_max", "delta_l_max", "ghg", "trace_h_sigma")}
         monitor.resume()
         model.train(was_training)
         current_lr = float(opt.param_groups[0]["lr"])
@@ -171,6 +190,8 @@ def run_measurement(
         measured["measure_examples"] = measured.pop("examples")
         row = {**measured, "step": step, "examples": step * batch_size, "loss": loss, "lr": current_lr,
                "temperature": current_lr / batch_size}
+        if precond_row:
+            row["precond"] = precond_row
         checkpoint_rows.append(row)
         monitor.log({"kind": "hessian", **row})
 
