@@ -127,7 +127,7 @@ _RESEARCH = re.compile(
     r"\b(?:we propose|we show|in this (?:paper|work|study|project)|results? (?:show|suggest|indicate)|"
     r"hypothes[ie]s|specific aims?|aims? (?:of|to)|investigat\w+|experiment\w*|et al\.|theorem|lemma|"
     r"proof|methodology|clinical|patients|participants|significan\w+|abstract|preliminary data|"
-    r"the proposed|this project|research|stud(?:y|ies)|examine[sd]?|findings|aims?)\b",
+    r"the proposed|this project|(?:this|the present|the current|the proposed) study|examine[sd]?|aims?)\b",
     re.IGNORECASE,
 )
 _CHAPTER = re.compile(r"^\s*(?:CHAPTER|Chapter|BOOK|Book|PART|Part)\s+(?:[IVXLC]+|\d+|[A-Z][a-z]+)\b", re.MULTILINE)
@@ -150,7 +150,6 @@ _ENCYCLOPEDIA = re.compile(r"\b(?:is an? [a-z]+ (?:who|which|that|located|in)|wa
 
 
 def _kind_from_text(text: str) -> KindResult:
-    n_chars = max(len(text), 1)
     n_words = max(len(text.split()), 1)
     lines = [line for line in text.splitlines() if line.strip()] or [""]
     per_kwords = 1000.0 / n_words
@@ -161,9 +160,12 @@ def _kind_from_text(text: str) -> KindResult:
     forum = len(_FORUM.findall(text)) * per_kwords
     news = len(_NEWS.findall(text)) * per_kwords
     encyclopedia = len(_ENCYCLOPEDIA.findall(text)) * per_kwords
+    prose_share = sum(len(line) for line in lines if len(line) >= 200) / max(1, sum(len(line) for line in lines))
 
     scores = {
-        "paper": min(1.0, latex / 10.0) + min(1.0, research / 8.0),
+        # research vocabulary alone is not enough (a researcher's homepage has it): without LaTeX, the text
+        # must also be prose, most characters in lines of >= 200 characters, as abstracts and papers are
+        "paper": min(1.0, latex / 10.0) + min(1.0, research / 8.0) if latex >= 3 or prose_share >= 0.6 else 0.0,
         "book": (min(1.0, chapters / 5.0) + min(1.0, n_words / 50_000)) if chapters >= 3 else 0.0,
         "code": code_share * 2.0 if code_share > 0.3 and latex < 5 else 0.0,
         "forum": min(1.0, forum / 6.0) * 1.2,
@@ -173,7 +175,6 @@ def _kind_from_text(text: str) -> KindResult:
     kind, score = max(scores.items(), key=lambda kv: kv[1])
     if score < 0.5:
         return KindResult("web", 0.5, "text")
-    del n_chars
     return KindResult(kind, round(min(1.0, score / 1.5), 3), "text")
 
 
