@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -198,6 +199,31 @@ def _executor(config: CorpusConfig, pipeline: list[Any], tasks: int, workers: in
                                  skip_completed=True)
 
 
+def quiet_datatrove_logs() -> None:
+    """Send datatrove's per-task INFO logs only to its log files (warnings still reach stderr).
+
+    Applies in this process (``workers == 1``); parallel workers start fresh interpreters and log as usual.
+    """
+    import sys
+
+    import datatrove.executor.base as executor_base
+    from datatrove.utils.logging import logger
+
+    original = getattr(executor_base.add_task_logger, "__wrapped__", executor_base.add_task_logger)
+
+    def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+        logfile = original(logging_dir, rank, local_rank, node_rank)
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING")
+        logger.add(logfile, level="DEBUG")
+        return logfile
+
+    add_task_logger.__wrapped__ = original
+    executor_base.add_task_logger = add_task_logger
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+
 def _config_fingerprint(config: CorpusConfig) -> str:
     import hashlib
 
@@ -245,8 +271,9 @@ def run_curate(config: CorpusConfig, workers: int | None = None, overwrite: bool
         incomplete = executor.get_incomplete_ranks() if hasattr(executor, "get_incomplete_ranks") else [0]
         if incomplete:
             rerun_downstream = True
-            log(f"stage {name}: {len(incomplete)}/{stage['tasks']} tasks to run")
+            started = time.perf_counter()
             executor.run()
+            log(f"stage {name}: ran {len(incomplete)}/{stage['tasks']} tasks in {time.perf_counter() - started:.1f} s")
             still = executor.get_incomplete_ranks() if hasattr(executor, "get_incomplete_ranks") else []
             if still:
                 raise RuntimeError(f"stage {name}: tasks {sorted(still)[:10]} failed; see {logging_dir}/logs. "

@@ -141,6 +141,10 @@ def make_reader(
                 return None
             document = super().get_document_from_dict(data, source_file, id_in_file)
             if document is not None:
+                original = document.metadata.get("source")
+                if original is not None and original != source:  # keep the input's own field as provenance
+                    document.metadata["origin_source"] = original
+                document.metadata["source"] = source
                 document.metadata.setdefault("file_path", "/" + source_file)
                 document.metadata.setdefault("record", id_in_file)
             return document

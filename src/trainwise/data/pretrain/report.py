@@ -20,8 +20,9 @@ _EXAMPLES_PER_REASON = 3
 
 
 def iter_documents(folder: Path) -> Iterator[dict[str, Any]]:
-    """Rows (``text``, ``id``, ``metadata``) of every JSONL(.gz) or Parquet file under ``folder``."""
-    for path in sorted(Path(folder).rglob("*")):
+    """Rows (``text``, ``id``, ``metadata``) of a JSONL(.gz)/Parquet file or of every such file under a folder."""
+    folder = Path(folder)
+    for path in [folder] if folder.is_file() else sorted(folder.rglob("*")):
         name = path.name
         if name.endswith((".jsonl", ".jsonl.gz")):
             opener = gzip.open if name.endswith(".gz") else open
