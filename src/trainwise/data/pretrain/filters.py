@@ -64,7 +64,7 @@ def _gopher_repetition_relaxed_defaults() -> dict[str, Any]:
     # repeated paragraphs; one arXiv paper in ../shared/data is stored twice in full, 0.499, and is kept).
     return dict(
         dup_line_frac=None, dup_para_frac=None, dup_line_char_frac=0.5, dup_para_char_frac=0.5,
-        top_n_grams=((2, 0.4), (3, 0.35), (4, 0.3)), dup_n_grams=((10, 0.35),),
+        top_n_grams=((2, 0.4), (3, 0.35), (4, 0.3)), dup_n_grams=((10, 0.5),),
     )
 
 

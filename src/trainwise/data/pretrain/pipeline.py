@@ -207,6 +207,7 @@ def quiet_datatrove_logs() -> None:
     import sys
 
     import datatrove.executor.base as executor_base
+    import datatrove.utils.logging as datatrove_logging
     from datatrove.utils.logging import logger
 
     original = getattr(executor_base.add_task_logger, "__wrapped__", executor_base.add_task_logger)
@@ -218,10 +219,14 @@ def quiet_datatrove_logs() -> None:
         logger.add(logfile, level="DEBUG")
         return logfile
 
+    def setup_default_logger():
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING")
+
     add_task_logger.__wrapped__ = original
     executor_base.add_task_logger = add_task_logger
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    datatrove_logging.setup_default_logger = setup_default_logger
+    setup_default_logger()
 
 
 def _config_fingerprint(config: CorpusConfig) -> str:
