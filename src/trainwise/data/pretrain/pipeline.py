@@ -213,7 +213,13 @@ def quiet_datatrove_logs() -> None:
     original = getattr(executor_base.add_task_logger, "__wrapped__", executor_base.add_task_logger)
 
     def add_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
-        logfile = original(logging_dir, rank, local_rank, node_rank)
+        import io
+
+        real_stderr, sys.stderr = sys.stderr, io.StringIO()  # its INFO handler binds to this throwaway stream
+        try:
+            logfile = original(logging_dir, rank, local_rank, node_rank)
+        finally:
+            sys.stderr = real_stderr
         logger.remove()
         logger.add(sys.stderr, level="WARNING")
         logger.add(logfile, level="DEBUG")
