@@ -136,6 +136,35 @@ def make_kind_aware_filter(config: FilterConfig | None = None, exclusion_writer:
 
     from trainwise.data.pretrain.kinds import classify_kind
 
+    import contextlib
+
+    import datatrove.pipeline.filters.fineweb_quality_filter as fineweb_module
+    import datatrove.pipeline.filters.gopher_repetition_filter as repetition_module
+
+    word_split_cache: dict[tuple[int, str], list[str]] = {}
+
+    def cached_split_into_words(text: str, language: str = "en") -> list[str]:
+        key = (id(text), language)
+        hit = word_split_cache.get(key)
+        if hit is None or hit[0] is not text:
+            hit = word_split_cache[key] = (text, split_into_words(text, language))
+        return hit[1]
+
+    @contextlib.contextmanager
+    def _shared_word_split():
+        """Tokenize each document once for all Gopher/FineWeb rules (spaCy dominates their cost).
+
+        datatrove's rules call ``split_into_words`` on the same text one after another; inside this block the
+        repetition and FineWeb modules see a memoised version (same results), restored on exit.
+        """
+        saved = repetition_module.split_into_words, fineweb_module.split_into_words
+        repetition_module.split_into_words = fineweb_module.split_into_words = cached_split_into_words
+        try:
+            yield
+        finally:
+            repetition_module.split_into_words, fineweb_module.split_into_words = saved
+            word_split_cache.clear()
+
     class FixedGopherQualityFilter(GopherQualityFilter):
         """datatrove's Gopher quality rules with the letter-share rule over non-punctuation words."""
 
@@ -143,7 +172,7 @@ def make_kind_aware_filter(config: FilterConfig | None = None, exclusion_writer:
 
         def filter(self, doc: Document) -> bool | tuple[bool, str]:
             text = doc.text
-            words = split_into_words(text, self.language)
+            words = cached_split_into_words(text, self.language)
             non_symbol_words = [w for w in words if any(ch not in PUNCTUATION_SET for ch in w)]
             n_words = len(non_symbol_words)
             if self.min_doc_words and n_words < self.min_doc_words:
@@ -219,11 +248,15 @@ def make_kind_aware_filter(config: FilterConfig | None = None, exclusion_writer:
             if kind is None:
                 kind = classify_kind(doc.text, doc.metadata).kind
                 doc.metadata["kind"] = kind
-            for rule in self.config.kind_rules.get(kind, self.config.kind_rules["web"]):
-                keep, reason = self._apply(rule, doc)
-                if not keep:
-                    self.stat_update(f"dropped_kind_{kind}")
-                    return False, f"{rule}:{reason or 'rejected'}"
+            if not doc.text.strip():
+                self.stat_update(f"dropped_kind_{kind}")
+                return False, "empty_text"
+            with _shared_word_split():
+                for rule in self.config.kind_rules.get(kind, self.config.kind_rules["web"]):
+                    keep, reason = self._apply(rule, doc)
+                    if not keep:
+                        self.stat_update(f"dropped_kind_{kind}")
+                        return False, f"{rule}:{reason or 'rejected'}"
             self.stat_update(f"kept_kind_{kind}")
             return True
 
