@@ -182,3 +182,39 @@ def test_warc_reader_extracts_text(shared_data, tmp_path):
     assert len(docs) >= 15
     assert sum(len(d.text) > 200 for d in docs) >= 10
     assert all(d.metadata["source"] == "warc" and d.metadata.get("url") for d in docs)
+
+
+def test_parquet_output_keeps_heterogeneous_attributes(tmp_path):
+    from datatrove.data import Document
+
+    from trainwise.data.pretrain.pipeline import _parquet_writer
+
+    docs = [Document(text="first", id="a", metadata={"source": "s", "kind": "web", "c4_line_drop_frac": 0.25,
+                                                      "record": 3, "lang": "en"}),
+            Document(text="second", id="b", metadata={"source": "s", "kind": "paper", "origin_source": "arxiv",
+                                                       "dsir_score": -0.5, "custom": {"x": 1}})]
+    list(_parquet_writer(str(tmp_path / "out")).run(iter(docs), 0, 1))
+    rows = {r["id"]: r for r in iter_documents(tmp_path / "out")}
+    assert rows["a"]["text"] == "first" and rows["a"]["metadata"]["c4_line_drop_frac"] == 0.25
+    assert rows["a"]["metadata"]["lang"] == "en" and rows["a"]["metadata"]["record"] == "3"
+    assert rows["b"]["metadata"]["origin_source"] == "arxiv" and rows["b"]["metadata"]["custom"] == {"x": 1}
+    assert "c4_line_drop_frac" not in rows["b"]["metadata"]
+
+
+def test_parquet_and_text_readers_reject_what_they_cannot_use(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainwise.data.pretrain.readers import make_reader
+
+    pq.write_table(pa.table({"text": ["a parquet document", None], "id": ["p1", "p2"]}), tmp_path / "in.parquet")
+    (tmp_path / "latin.txt").write_bytes("caf\xe9 au lait".encode("cp1252"))
+    (tmp_path / "garbage.parquet").write_bytes(b"not parquet at all")
+    reader = make_reader("pq", [tmp_path / "in.parquet", tmp_path / "garbage.parquet"], "parquet", str(tmp_path / "w"))
+    docs = list(reader.run(None, 0, 1))
+    assert [d.text for d in docs] == ["a parquet document"]
+    rejects = [json.loads(x) for x in (tmp_path / "w" / "rejects" / "pq_00000.jsonl").read_text().splitlines()]
+    assert len(rejects) == 2
+    assert any("garbage.parquet" in r["file"] and r["location"] == "file" for r in rejects)
+    text = list(make_reader("t", [tmp_path / "latin.txt"], "text", str(tmp_path / "w")).run(None, 0, 1))
+    assert text[0].text == "café au lait" and text[0].metadata["encoding"] == "cp1252"

@@ -146,7 +146,7 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
     """Pipelines and task counts of stages A–D (see module docstring)."""
     require("datatrove", extra="data", purpose="the curation pipeline")
     from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupSignature
-    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+    from datatrove.pipeline.writers import JsonlWriter
 
     from trainwise.data.pretrain.dedup import make_apply_dedup_step, make_exact_hash_step, make_verified_cluster_step
     from trainwise.data.pretrain.filters import make_kind_aware_filter
@@ -169,7 +169,7 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
     if config.dedup_enabled:
         stage_a.append(MinhashDedupSignature(str(work / "sigs"), config=mh, language=config.dedup.language))
     out = str(config.output / "documents")
-    writer = (ParquetWriter(out, output_filename="${rank}.parquet") if config.output_format == "parquet"
+    writer = (_parquet_writer(out) if config.output_format == "parquet"
               else JsonlWriter(out, output_filename="${rank}.jsonl", compression=None))
     stage_d = [_rank_file_reader(str(work / "annotated"))]
     if config.dedup_enabled:
@@ -185,6 +185,40 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
             "tasks": 1}
     stages["D_write"] = {"pipeline": stage_d, "tasks": tasks}
     return stages
+
+
+# attribute columns of the Parquet output (fixed schema: datatrove infers one from the first document, and
+# attributes that only some documents carry would otherwise be dropped or break the file)
+PARQUET_COLUMNS: dict[str, str] = {
+    "source": "string", "origin_source": "string", "kind": "string", "kind_confidence": "float64",
+    "kind_evidence": "string", "preference_score": "float64", "n_chars": "int64", "n_words": "int64",
+    "approx_tokens": "int64", "compression_ratio": "float64", "distinct_3gram_ratio": "float64",
+    "content_word_ratio": "float64", "number_ratio": "float64", "formula_ratio": "float64",
+    "density_score": "float64", "dsir_log_weight": "float64", "dsir_score": "float64",
+    "c4_line_drop_frac": "float64", "text_hash": "string", "duplicate_cluster_size": "int64",
+    "file_path": "string", "record": "string", "url": "string",
+}
+
+
+def _parquet_writer(folder: str) -> Any:
+    """datatrove ParquetWriter with one column per attribute and the rest of the metadata as JSON."""
+    pa = require("pyarrow", extra="data", purpose="Parquet output")
+    from datatrove.pipeline.writers import ParquetWriter
+
+    fields = [pa.field("text", pa.string()), pa.field("id", pa.string())]
+    fields += [pa.field(name, getattr(pa, kind)()) for name, kind in PARQUET_COLUMNS.items()]
+    fields.append(pa.field("metadata_json", pa.string()))
+
+    def adapter(self, document) -> dict:
+        meta = dict(document.metadata)
+        row = {"text": document.text, "id": str(document.id)}
+        for name in PARQUET_COLUMNS:
+            value = meta.pop(name, None)
+            row[name] = str(value) if (name == "record" and value is not None) else value
+        row["metadata_json"] = json.dumps(meta, default=str)
+        return row
+
+    return ParquetWriter(folder, output_filename="${rank}.parquet", adapter=adapter, schema=pa.schema(fields))
 
 
 def _executor(config: CorpusConfig, pipeline: list[Any], tasks: int, workers: int, logging_dir: Path) -> Any:

@@ -37,8 +37,13 @@ def iter_documents(folder: Path) -> Iterator[dict[str, Any]]:
             import pyarrow.parquet as pq
 
             for row in pq.read_table(path).to_pylist():
-                meta = row.get("metadata") or {}
-                yield {"text": row.get("text", ""), "id": row.get("id"), "metadata": meta}
+                text, doc_id = row.pop("text", ""), row.pop("id", None)
+                if "metadata_json" in row:  # our Parquet output: attribute columns + the rest as JSON
+                    meta = json.loads(row.pop("metadata_json") or "{}")
+                    meta.update({k: v for k, v in row.items() if v is not None})
+                else:  # any other Parquet file: a metadata struct or plain columns
+                    meta = row.pop("metadata", None) or row
+                yield {"text": text or "", "id": doc_id, "metadata": meta}
 
 
 def summarize_documents(rows: Iterator[dict[str, Any]]) -> dict[str, Any]:
