@@ -305,7 +305,9 @@ def run_curate(config: CorpusConfig, workers: int | None = None, overwrite: bool
         dsir = fit_dsir(config, work)
         if dsir is not None:
             dsir_path.write_text(json.dumps(dsir.state_dict()))
-    tasks = _task_count(config)
+    tasks_file = work / "tasks"  # a resumed run must shard the input exactly as the interrupted one did
+    tasks = int(tasks_file.read_text()) if tasks_file.exists() else _task_count(config)
+    tasks_file.write_text(str(tasks))
     stages = build_stages(config, work, dsir, tasks, extra_steps)
     rerun_downstream = False
     for name, stage in stages.items():
