@@ -86,6 +86,9 @@ def test_boilerplate_is_less_dense_than_a_paper(shared_data):
     template = "Home | About | Contact | Privacy policy | Terms of use\n" * 40
     assert density_signals(paper)["density_score"] > density_signals(template)["density_score"] + 0.3
     assert density_signals("")["density_score"] == 0.0
+    papers = [density_signals(r["text"])["density_score"] for r in _jsonl(shared_data / "instruct_and_arxiv" / "arxiv.jsonl")[:6]]
+    c4 = [density_signals(r["text"])["density_score"] for r in _jsonl(shared_data / "web_samples/olmo_c4/c4-sample.01.json.gz")]
+    assert np.mean(papers) > np.mean(c4) + 0.1
 
 
 # --- DSIR ----------------------------------------------------------------------------------------

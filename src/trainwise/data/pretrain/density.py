@@ -2,16 +2,20 @@
 
 For a text with bytes ``x``, word tokens ``w_1..w_N`` (regex ``\\w+``, lower-cased):
 
-- ``compression_ratio = |zlib(x)| / |x|`` — higher means less redundancy (boilerplate and repeated
-  templates compress well; dense prose near 0.35–0.45 for English);
-- ``distinct_3gram_ratio = |{(w_i, w_i+1, w_i+2)}| / (N − 2)`` — share of distinct word trigrams;
+- ``compression_ratio`` — mean ``|zlib(x_k)| / |x_k|`` over up to 16 evenly spaced 2 KiB windows ``x_k``
+  (windows keep it comparable across lengths: a whole long text always compresses better than a short one);
+  low values mean templates and repeated boilerplate;
+- ``distinct_3gram_ratio`` — mean share of distinct word trigrams in windows of 256 words;
 - ``content_word_ratio`` — share of word tokens that are alphabetic and not stop words;
 - ``number_ratio`` — share of tokens that contain a digit;
 - ``formula_ratio`` — LaTeX commands, ``$…$`` spans and math symbols per word;
 - length: ``n_chars``, ``n_words``, ``approx_tokens = n_chars / 4`` (GPT-2 BPE averages ≈ 4 chars/token in English).
 
-``density_score`` ∈ [0, 1] is the mean of four clipped signals (compression, distinct 3-grams, content
-words, numbers-and-formulae), used as the per-document quality in the mixture planner.
+``density_score`` ∈ [0, 1] is the mean of four clipped signals:
+``clip(compression_ratio; 0.25, 0.45)`` (redundancy penalty), ``clip(distinct_3gram_ratio; 0.5, 0.9)``,
+``clip(content_word_ratio; 0.4, 0.7)`` and ``clip(5·formula_ratio + 4·min(number_ratio, 0.05); 0, 1)``
+(numbers count only up to 5 % of the words, so number-heavy archive lists and calendars gain little).
+Means on ``../shared/data``: arXiv 0.84, StackExchange 0.83, NIH 0.73, C4 0.67, raw crawl 0.66, fiction 0.57.
 """
 
 from __future__ import annotations
@@ -36,6 +40,29 @@ def _clip(x: float, lo: float, hi: float) -> float:
     return min(1.0, max(0.0, (x - lo) / (hi - lo)))
 
 
+_WINDOW_BYTES = 2048
+_WINDOW_WORDS = 256
+
+
+def _windowed_compression(raw: bytes) -> float:
+    if not raw:
+        return 0.0
+    if len(raw) <= _WINDOW_BYTES:
+        return len(zlib.compress(raw, 6)) / len(raw)
+    step = max(1, (len(raw) - _WINDOW_BYTES) // 15)
+    starts = list(range(0, len(raw) - _WINDOW_BYTES + 1, step))[:16]
+    return sum(len(zlib.compress(raw[s:s + _WINDOW_BYTES], 6)) for s in starts) / (_WINDOW_BYTES * len(starts))
+
+
+def _windowed_distinct_trigrams(words: list[str]) -> float:
+    ratios = []
+    for start in range(0, max(1, len(words) - _WINDOW_WORDS + 1), _WINDOW_WORDS):
+        window = words[start:start + _WINDOW_WORDS]
+        if len(window) >= 3:
+            ratios.append(len(set(zip(window, window[1:], window[2:]))) / (len(window) - 2))
+    return sum(ratios) / len(ratios) if ratios else 0.0
+
+
 def density_signals(text: str) -> dict[str, Any]:
     """Density and length attributes of ``text`` (see module docstring for the definitions).
 
@@ -44,27 +71,21 @@ def density_signals(text: str) -> dict[str, Any]:
     (True, True)
     """
     raw = text.encode("utf-8")
-    n_bytes = len(raw)
     words = _WORD.findall(text.lower())
     n_words = len(words)
-    compression_ratio = len(zlib.compress(raw, 6)) / n_bytes if n_bytes else 0.0
-    if n_words >= 3:
-        trigrams = set(zip(words, words[1:], words[2:]))
-        distinct_3gram_ratio = len(trigrams) / (n_words - 2)
-    else:
-        distinct_3gram_ratio = 0.0
+    compression_ratio = _windowed_compression(raw)
+    distinct_3gram_ratio = _windowed_distinct_trigrams(words)
     content = sum(1 for w in words if w.isalpha() and w not in STOP_WORDS)
     numbers = sum(1 for w in words if any(ch.isdigit() for ch in w))
     content_word_ratio = content / n_words if n_words else 0.0
     number_ratio = numbers / n_words if n_words else 0.0
     formula_ratio = len(_FORMULA.findall(text)) / n_words if n_words else 0.0
     if n_words:
-        numbers_and_formulae = min(1.0, 0.5 + 5.0 * (number_ratio + formula_ratio))
         density_score = (
-            _clip(compression_ratio, 0.15, 0.40)
-            + _clip(distinct_3gram_ratio, 0.5, 0.95)
-            + _clip(content_word_ratio, 0.2, 0.55)
-            + numbers_and_formulae
+            _clip(compression_ratio, 0.25, 0.45)
+            + _clip(distinct_3gram_ratio, 0.5, 0.9)
+            + _clip(content_word_ratio, 0.4, 0.7)
+            + min(1.0, 5.0 * formula_ratio + 4.0 * min(number_ratio, 0.05))
         ) / 4.0
     else:
         density_score = 0.0
