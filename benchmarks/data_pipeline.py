@@ -113,7 +113,7 @@ def throughput(quick: bool, repeats: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))
     try:
-        n_docs = _prepare_input(_corpus_files(quick), tmp / "input", copies=1 if quick else 3)
+        n_docs = _prepare_input(_corpus_files(quick), tmp / "input", copies=1)
         target = [json.loads(x)["text"] for x in open(SHARED / "web_samples/data_juicer_mixture/redpajama-arxiv-sample.jsonl")]
         with gzip.open(tmp / "input" / "input.jsonl.gz", "rt") as f:
             raw = [json.loads(x)["text"] for _, x in zip(range(500), f)]
@@ -198,7 +198,7 @@ def main() -> int:
     from trainwise.data.pretrain.pipeline import quiet_datatrove_logs
 
     quiet_datatrove_logs()
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 2)
     speed = throughput(args.quick, repeats)
     dedup = dedup_quality(args.quick)
     if args.json:

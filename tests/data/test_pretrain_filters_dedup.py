@@ -99,6 +99,8 @@ def test_filter_config_rejects_unknown_options():
         FilterConfig.from_dict({"gopher_qualty": {}})
     with pytest.raises(ValueError, match="'c5'"):
         FilterConfig.from_dict({"kind_rules": {"web": ["c5"]}})
+    with pytest.raises(ValueError, match="min_doc_word"):
+        make_kind_aware_filter(FilterConfig.from_dict({"gopher_quality": {"min_doc_word": 10}}))
 
 
 def test_three_editions_of_the_book_are_near_duplicates(shared_data):

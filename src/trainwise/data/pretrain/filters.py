@@ -217,7 +217,14 @@ def make_kind_aware_filter(config: FilterConfig | None = None, exclusion_writer:
             super().__init__(exclusion_writer)
             self.config = config or FilterConfig()
             cfg = self.config
-            self.rules = {
+            try:
+                self.rules = self._build_rules(cfg)
+            except TypeError as exc:  # a misspelt threshold name in the YAML
+                raise ValueError(f"filters: {exc}") from exc
+
+        @staticmethod
+        def _build_rules(cfg: FilterConfig) -> dict[str, Any]:
+            return {
                 "gopher_quality": FixedGopherQualityFilter(**cfg.gopher_quality, language=cfg.language),
                 "gopher_quality_relaxed": FixedGopherQualityFilter(
                     **{"stop_words": _MULTILINGUAL_STOP_WORDS, **cfg.gopher_quality_relaxed}, language=cfg.language
