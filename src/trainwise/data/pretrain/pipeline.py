@@ -145,10 +145,11 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
                  extra_steps: list[Any] | None = None) -> dict[str, dict[str, Any]]:
     """Pipelines and task counts of stages A–D (see module docstring)."""
     require("datatrove", extra="data", purpose="the curation pipeline")
-    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
     from datatrove.pipeline.writers import JsonlWriter
 
-    from trainwise.data.pretrain.dedup import make_apply_dedup_step, make_exact_hash_step, make_verified_cluster_step
+    from trainwise.data.pretrain.dedup import (make_apply_dedup_step, make_exact_hash_step, make_signature_step,
+                                               make_verified_cluster_step)
     from trainwise.data.pretrain.filters import make_kind_aware_filter
     from trainwise.data.pretrain.readers import make_reader
 
@@ -167,7 +168,7 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
         JsonlWriter(str(work / "annotated"), output_filename="${rank}.jsonl"),
     ]
     if config.dedup_enabled:
-        stage_a.append(MinhashDedupSignature(str(work / "sigs"), config=mh, language=config.dedup.language))
+        stage_a.append(make_signature_step(str(work / "sigs"), config.dedup))
     out = str(config.output / "documents")
     writer = (_parquet_writer(out) if config.output_format == "parquet"
               else JsonlWriter(out, output_filename="${rank}.jsonl", compression=None))
