@@ -8,12 +8,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# name -> module that defines it (each engineer adds only their own lines)
-_LAZY: dict[str, str] = {}
-# --- fine-tuning data (trainwise.data.sft) ---
-_LAZY["TaskMixtureSampler"] = "trainwise.data.sft.mixing"
-_LAZY["mixing_rates"] = "trainwise.data.sft.mixing"
-_LAZY["sft"] = "trainwise.data.sft"
+# name -> module that defines it
+_LAZY: dict[str, str] = {
+    # fine-tuning data (trainwise.data.sft)
+    "TaskMixtureSampler": "trainwise.data.sft.mixing",
+    "mixing_rates": "trainwise.data.sft.mixing",
+    "sft": "trainwise.data.sft",
+    # pre-training corpora (trainwise.data.pretrain)
+    "pretrain": "trainwise.data.pretrain",
+    "plan_mixture": "trainwise.data.pretrain",
+    "MixtureSampler": "trainwise.data.pretrain",
+    "classify_kind": "trainwise.data.pretrain",
+    "density_signals": "trainwise.data.pretrain",
+    "DSIRScorer": "trainwise.data.pretrain",
+}
 
 __all__ = sorted(_LAZY)
 

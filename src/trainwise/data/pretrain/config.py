@@ -1,0 +1,161 @@
+"""``corpus.yaml``: inputs, filters, preferences, DSIR target, dedup and mixture settings in one file.
+
+```yaml
+output: runs/corpus            # relative paths are relative to this file
+output_format: jsonl           # or parquet
+workers: 1                     # datatrove local executor processes (--workers overrides)
+sources:
+  - name: web
+    paths: [data/crawl/]       # files or folders; JSONL(.gz), Parquet, WARC or plain text
+    format: jsonl              # optional: detected from the file names
+    kind: null                 # optional: force a kind for the whole source
+    max_epochs: 1.0            # optional: mixture epoch cap for this source
+preferences: {preset: trainwise, weights: {book: 2.5}}
+filters: {gopher_quality: {min_doc_words: 50}}      # see FilterConfig
+dsir: {target: [my_domain_sample.jsonl], num_buckets: 10000, raw_sample_docs: 2000}
+dedup: {enabled: true, threshold: 0.8, n_grams: 5, bands: 14, rows: 8}
+mixture: {budget: 300B, max_epochs: 4.0}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from trainwise._optional import require
+from trainwise.data.pretrain.dedup import MinHashSettings
+from trainwise.data.pretrain.filters import FilterConfig
+from trainwise.data.pretrain.kinds import KINDS, preference_weights
+from trainwise.data.pretrain.readers import FORMATS, detect_format, expand_paths
+
+__all__ = ["SourceConfig", "CorpusConfig", "load_config"]
+
+_TOP_KEYS = {"output", "output_format", "workers", "tasks", "executor", "sources", "preferences", "filters",
+             "dsir", "dedup", "mixture", "language"}
+
+
+@dataclass
+class SourceConfig:
+    name: str
+    paths: list[Path]
+    format: str | None = None
+    kind: str | None = None
+    text_key: str = "text"
+    id_key: str = "id"
+    text_mode: str = "file"
+    max_epochs: float | None = None
+    preference: float | None = None
+
+    def files_by_format(self) -> dict[str, list[Path]]:
+        files = expand_paths(self.paths, self.format)
+        if not files:
+            raise ValueError(f"source {self.name!r}: no input files under {[str(p) for p in self.paths]}")
+        grouped: dict[str, list[Path]] = {}
+        for f in files:
+            grouped.setdefault(self.format or detect_format(f), []).append(f)
+        return grouped
+
+
+@dataclass
+class CorpusConfig:
+    output: Path
+    sources: list[SourceConfig]
+    output_format: str = "jsonl"
+    workers: int = 1
+    tasks: int | None = None
+    executor: str = "local"
+    preferences: dict[str, float] = field(default_factory=preference_weights)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    dsir_target: list[Path] = field(default_factory=list)
+    dsir_num_buckets: int = 10_000
+    dsir_raw_sample_docs: int = 2_000
+    dedup_enabled: bool = True
+    dedup: MinHashSettings = field(default_factory=MinHashSettings)
+    mixture: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _paths(value: Any, base: Path, what: str) -> list[Path]:
+    items = value if isinstance(value, list) else [value]
+    if not items or any(not isinstance(v, str) for v in items):
+        raise ValueError(f"{what} must be a path or a list of paths, got {value!r}")
+    return [(base / v).resolve() if not Path(v).expanduser().is_absolute() else Path(v).expanduser() for v in items]
+
+
+def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
+    """Validate a parsed YAML mapping; relative paths resolve against ``base``."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"the config must be a mapping, got {type(data).__name__}")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; expected some of {sorted(_TOP_KEYS)}")
+    if "sources" not in data or not data["sources"]:
+        raise ValueError("the config needs a non-empty 'sources' list")
+    sources = []
+    seen = set()
+    for i, item in enumerate(data["sources"]):
+        if not isinstance(item, Mapping) or "name" not in item or "paths" not in item:
+            raise ValueError(f"sources[{i}] needs 'name' and 'paths', got {item!r}")
+        extra = set(item) - set(SourceConfig.__dataclass_fields__)
+        if extra:
+            raise ValueError(f"sources[{i}] ({item['name']!r}) has unknown keys {sorted(extra)}")
+        name = str(item["name"])
+        if name in seen or not name.replace("-", "_").isidentifier():
+            raise ValueError(f"source name {name!r} must be unique and made of letters, digits, '-' or '_'")
+        seen.add(name)
+        fmt = item.get("format")
+        if fmt is not None and fmt not in FORMATS:
+            raise ValueError(f"source {name!r}: unknown format {fmt!r}; expected one of {FORMATS}")
+        kind = item.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"source {name!r}: unknown kind {kind!r}; expected one of {KINDS}")
+        sources.append(SourceConfig(
+            name=name, paths=_paths(item["paths"], base, f"sources[{i}].paths"), format=fmt, kind=kind,
+            text_key=item.get("text_key", "text"), id_key=item.get("id_key", "id"),
+            text_mode=item.get("text_mode", "file"), max_epochs=item.get("max_epochs"),
+            preference=item.get("preference"),
+        ))
+    output_format = data.get("output_format", "jsonl")
+    if output_format not in ("jsonl", "parquet"):
+        raise ValueError(f"output_format must be 'jsonl' or 'parquet', got {output_format!r}")
+    executor = data.get("executor", "local")
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
+    prefs = data.get("preferences") or {}
+    weights = preference_weights(prefs.get("preset", "trainwise"), prefs.get("weights"))
+    dsir = data.get("dsir") or {}
+    dedup = dict(data.get("dedup") or {})
+    enabled = bool(dedup.pop("enabled", True))
+    filters = dict(data.get("filters") or {})
+    if "language" in data:
+        filters.setdefault("language", data["language"])
+    workers = int(data.get("workers", 1))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    return CorpusConfig(
+        output=_paths(data.get("output", "curated"), base, "output")[0],
+        sources=sources, output_format=output_format, workers=workers,
+        tasks=data.get("tasks"), executor=executor, preferences=weights,
+        filters=FilterConfig.from_dict(filters),
+        dsir_target=_paths(dsir["target"], base, "dsir.target") if dsir.get("target") else [],
+        dsir_num_buckets=int(dsir.get("num_buckets", 10_000)),
+        dsir_raw_sample_docs=int(dsir.get("raw_sample_docs", 2_000)),
+        dedup_enabled=enabled, dedup=MinHashSettings(**dedup),
+        mixture=dict(data.get("mixture") or {}), raw=dict(data),
+    )
+
+
+def load_config(path: str | Path) -> CorpusConfig:
+    """Read and validate ``corpus.yaml`` (extra ``[yaml]`` or ``[data]``)."""
+    yaml = require("yaml", extra="data", purpose="reading corpus.yaml")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    with path.open() as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    return config_from_dict(data or {}, path.resolve().parent)

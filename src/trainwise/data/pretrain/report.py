@@ -1,0 +1,209 @@
+"""Report of a curate run: what was read, rejected, dropped (why, with examples), deduplicated and kept.
+
+Writes ``<output>/report.json``, ``report.md`` and ``scores.png`` (score distributions of kept and dropped
+documents by kind). ``report.json["sources"]`` (tokens, documents, mean quality and preference per source)
+is what ``trainwise data mix`` plans from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["iter_documents", "write_report", "summarize_documents"]
+
+_SCORES = ("preference_score", "density_score", "dsir_score", "compression_ratio")
+_EXAMPLES_PER_REASON = 3
+
+
+def iter_documents(folder: Path) -> Iterator[dict[str, Any]]:
+    """Rows (``text``, ``id``, ``metadata``) of a JSONL(.gz)/Parquet file or of every such file under a folder."""
+    folder = Path(folder)
+    for path in [folder] if folder.is_file() else sorted(folder.rglob("*")):
+        name = path.name
+        if name.endswith((".jsonl", ".jsonl.gz")):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        row = json.loads(line)
+                        if "metadata" not in row:  # expanded metadata
+                            row = {"text": row.pop("text", ""), "id": row.pop("id", None), "metadata": row}
+                        yield row
+        elif name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            for row in pq.read_table(path).to_pylist():
+                text, doc_id = row.pop("text", ""), row.pop("id", None)
+                if "metadata_json" in row:  # our Parquet output: attribute columns + the rest as JSON
+                    meta = json.loads(row.pop("metadata_json") or "{}")
+                    meta.update({k: v for k, v in row.items() if v is not None})
+                else:  # any other Parquet file: a metadata struct or plain columns
+                    meta = row.pop("metadata", None) or row
+                yield {"text": text or "", "id": doc_id, "metadata": meta}
+
+
+def summarize_documents(rows: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    """Documents, approximate tokens and mean scores per source and per kind."""
+    per: dict[str, dict[str, dict[str, Any]]] = {"sources": {}, "kinds": {}}
+    for row in rows:
+        meta = row["metadata"]
+        for group, key in (("sources", meta.get("source", "?")), ("kinds", meta.get("kind", "?"))):
+            entry = per[group].setdefault(key, {"documents": 0, "tokens": 0, "_sums": Counter()})
+            entry["documents"] += 1
+            entry["tokens"] += int(meta.get("approx_tokens", len(row.get("text", "")) / 4))
+            for score in _SCORES:
+                if isinstance(meta.get(score), (int, float)):
+                    entry["_sums"][score] += float(meta[score])
+    for group in per.values():
+        for entry in group.values():
+            sums = entry.pop("_sums")
+            for score in _SCORES:
+                if score in sums:
+                    entry[f"mean_{score}"] = round(sums[score] / entry["documents"], 4)
+            entry["quality"] = entry.get("mean_density_score", 0.0)
+    return per
+
+
+def _snippet(text: str, n: int = 240) -> str:
+    text = " ".join(text.split())
+    return text[:n] + ("…" if len(text) > n else "")
+
+
+def write_report(config: Any, work: Path) -> dict[str, Any]:
+    output = Path(config.output)
+    read = Counter()
+    rejected = Counter()
+    for p in sorted((work / "counts").glob("*.json")):
+        c = json.loads(p.read_text())
+        read[c["source"]] += c["read"]
+        rejected[c["source"]] += c["rejected"]
+    reject_examples = []
+    for p in sorted((work / "rejects").glob("*.jsonl")):
+        for line in p.open():
+            if len(reject_examples) < 20:
+                reject_examples.append(json.loads(line))
+
+    drop_reasons: Counter = Counter()
+    drop_by_kind: Counter = Counter()
+    drop_by_source: dict[str, Counter] = defaultdict(Counter)
+    examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    score_values: dict[str, dict[str, list[float]]] = {"kept": defaultdict(list), "dropped": defaultdict(list)}
+    for stage in ("quality", "dedup"):
+        folder = work / "dropped" / stage
+        if not folder.exists():
+            continue
+        for row in iter_documents(folder):
+            meta = row["metadata"]
+            reason = meta.get("filter_reason", f"{stage}:unknown")
+            drop_reasons[reason] += 1
+            drop_by_kind[meta.get("kind", "?")] += 1
+            drop_by_source[meta.get("source", "?")][reason] += 1
+            if len(examples[reason]) < _EXAMPLES_PER_REASON:
+                examples[reason].append({"id": row.get("id"), "source": meta.get("source"), "kind": meta.get("kind"),
+                                         "file": meta.get("file_path"), "record": meta.get("record"),
+                                         **({"duplicate_of": meta.get("dedup_duplicate_of"),
+                                             "jaccard": meta.get("dedup_jaccard")} if stage == "dedup" else {}),
+                                         "text": _snippet(row.get("text", ""))})
+            for score in _SCORES:
+                if isinstance(meta.get(score), (int, float)):
+                    score_values["dropped"][score].append(float(meta[score]))
+
+    def kept_rows():
+        for row in iter_documents(output / "documents"):
+            meta = row["metadata"]
+            for score in _SCORES:
+                if isinstance(meta.get(score), (int, float)):
+                    score_values["kept"][score].append(float(meta[score]))
+            yield row
+
+    kept = summarize_documents(kept_rows())
+    keep_rate = {}
+    for kind in sorted(set(kept["kinds"]) | set(drop_by_kind)):
+        n_kept = kept["kinds"].get(kind, {}).get("documents", 0)
+        total = n_kept + drop_by_kind.get(kind, 0)
+        keep_rate[kind] = {"kept": n_kept, "dropped": drop_by_kind.get(kind, 0),
+                           "keep_rate": round(n_kept / total, 4) if total else None}
+    dedup_summary = {}
+    if (work / "dedup" / "summary.json").exists():
+        dedup_summary = json.loads((work / "dedup" / "summary.json").read_text())
+    report = {
+        "output": str(output / "documents"),
+        "documents_read": dict(read), "documents_rejected": dict(rejected),
+        "rejected_examples": reject_examples,
+        "documents_kept": sum(v["documents"] for v in kept["sources"].values()),
+        "documents_dropped": sum(drop_reasons.values()),
+        "drop_reasons": dict(drop_reasons.most_common()),
+        "drop_reasons_by_source": {k: dict(v.most_common()) for k, v in drop_by_source.items()},
+        "drop_examples": dict(examples),
+        "keep_rate_by_kind": keep_rate,
+        "dedup": dedup_summary,
+        "sources": kept["sources"], "kinds": kept["kinds"],
+        "preferences": dict(config.preferences),
+    }
+    plot = _plot_scores(score_values, output / "scores.png")
+    if plot:
+        report["plot"] = plot
+    (output / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    (output / "report.md").write_text(render_markdown(report))
+    return report
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = ["# Curation report", "",
+             f"Kept **{report['documents_kept']}** documents, dropped {report['documents_dropped']}, "
+             f"rejected {sum(report['documents_rejected'].values())} malformed records. Output: `{report['output']}`.", "",
+             "## Keep rate by kind", "", "| kind | kept | dropped | keep rate |", "|---|---:|---:|---:|"]
+    for kind, row in report["keep_rate_by_kind"].items():
+        lines.append(f"| {kind} | {row['kept']} | {row['dropped']} | {row['keep_rate']} |")
+    lines += ["", "## Drops by reason", "", "| reason | documents |", "|---|---:|"]
+    lines += [f"| {reason} | {n} |" for reason, n in report["drop_reasons"].items()]
+    lines += ["", "## Examples of dropped documents", ""]
+    for reason, rows in report["drop_examples"].items():
+        lines.append(f"**{reason}**")
+        for r in rows:
+            extra = f" (duplicate of {r['duplicate_of']}, J={r['jaccard']})" if r.get("duplicate_of") else ""
+            lines.append(f"- `{r['source']}` {r['kind']} `{r['id']}`{extra}: {r['text']}")
+        lines.append("")
+    if report["dedup"]:
+        d = report["dedup"]
+        lines += ["## Deduplication", "",
+                  f"{d['lsh_candidate_pairs']} LSH candidate pairs, {d['lsh_pairs_verified']} verified at Jaccard ≥ "
+                  f"{d['threshold']}, {d['lsh_pairs_rejected']} rejected by the exact check; "
+                  f"{d['exact_duplicate_pairs']} exact duplicate pairs; {d['documents_removed']} documents removed.", ""]
+    lines += ["## Kept by source", "", "| source | documents | ≈ tokens | quality | preference |", "|---|---:|---:|---:|---:|"]
+    for name, row in report["sources"].items():
+        lines.append(f"| {name} | {row['documents']} | {row['tokens']} | {row.get('mean_density_score', '')} | "
+                     f"{row.get('mean_preference_score', '')} |")
+    if report["rejected_examples"]:
+        lines += ["", "## Rejected input (first 20)", ""]
+        lines += [f"- `{r['file']}` {r['location']}: {r['error']}" for r in report["rejected_examples"]]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_scores(values: dict[str, dict[str, list[float]]], path: Path) -> str | None:
+    try:
+        from trainwise.report._mpl import pyplot
+
+        plt = pyplot()
+    except ImportError:
+        return None
+    scores = [s for s in _SCORES if values["kept"].get(s) or values["dropped"].get(s)]
+    if not scores:
+        return None
+    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.2))
+    axes = axes if len(scores) > 1 else [axes]
+    for ax, score in zip(axes, scores):
+        for group, colour in (("kept", "tab:blue"), ("dropped", "tab:red")):
+            data = values[group].get(score, [])
+            if data:
+                ax.hist(data, bins=30, alpha=0.55, color=colour, label=f"{group} ({len(data)})")
+        ax.set_title(score)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
