@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.trainwise-installed
 # CPU wheel of torch first (a bare `torch` requirement would pull a multi-GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
-EXTRAS ?= dev,plot,tasks,yaml
+EXTRAS ?= dev,plot,tasks,yaml,data
 
 .PHONY: venv demo test test-slow bench clean
 
