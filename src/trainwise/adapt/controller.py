@@ -286,7 +286,9 @@ class BatchSizeController:
                 capped += " (capped by max_batch_size)" if target > self.max_batch_size else ""
                 return self._record("grow", f"{why} ≥ {self.growth_threshold:g}×B={current}{capped}", target, new, **extra)
             return self._record("hold", f"{why}: no feasible batch between {current} and {bounded:g}", target, hold, **extra)
-        if bounded * self.growth_threshold <= current:
+        if target * self.growth_threshold <= current:
+            if current <= self.min_batch_size:
+                return self._record("hold", f"{why} < B={current}, already at min_batch_size", target, hold, **extra)
             if not self.allow_shrink:
                 return self._record("hold", f"{why} < B={current}, shrinking disabled", target, hold, **extra)
             new = self.plan_for(max(bounded, current / self.max_growth, self.min_batch_size))

@@ -44,7 +44,8 @@ def adascale_gain(b_simple: float, base_batch_size: float, batch_size: float) ->
     >>> round(adascale_gain(b_simple=100.0, base_batch_size=10, batch_size=40), 4)  # 4·110/140
     3.1429
     """
-    return batch_size / base_batch_size * statistical_efficiency(b_simple, base_batch_size, batch_size)
+    efficiency = statistical_efficiency(b_simple, base_batch_size, batch_size)
+    return batch_size / base_batch_size * efficiency
 
 
 def lr_multiplier(rule: str, b_simple: float, base_batch_size: float, batch_size: float) -> float:
