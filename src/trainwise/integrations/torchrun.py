@@ -38,7 +38,7 @@ from trainwise.adapt.controller import BatchPlan, BatchSizeController
 from trainwise.integrations.logging import Sinks
 from trainwise.noise.monitor import NoiseScaleMonitor
 
-__all__ = ["AdaptiveBatchLoop", "micro_batch_sizes", "scaled_lr"]
+__all__ = ["AdaptiveBatchLoop", "micro_batch_sizes", "scale_lr_for_next_step", "scaled_lr"]
 
 
 def micro_batch_sizes(plan: BatchPlan, split_single: bool) -> list[int]:
@@ -62,6 +62,30 @@ def scaled_lr(optimizer: torch.optim.Optimizer, factor: float):
     finally:
         for group, lr in zip(optimizer.param_groups, saved):
             group["lr"] = lr
+
+
+def scale_lr_for_next_step(optimizer: torch.optim.Optimizer, factor: float):
+    """Multiply every group's ``lr`` by ``factor`` until the next ``optimizer.step()`` has run.
+
+    For frameworks that call ``optimizer.step()`` themselves (Trainer, Lightning): a one-shot
+    step post-hook restores the scheduled values right after the step, before any scheduler runs.
+    Returns the hook handle.
+    """
+    # unwrap accelerate's AcceleratedOptimizer / Lightning's LightningOptimizer: hook the torch optimizer
+    for attribute in ("optimizer", "_optimizer"):
+        inner = getattr(optimizer, attribute, None)
+        if isinstance(inner, torch.optim.Optimizer):
+            optimizer = inner
+    context = scaled_lr(optimizer, factor)
+    context.__enter__()
+    handle = None
+
+    def restore(*_):
+        context.__exit__(None, None, None)
+        handle.remove()
+
+    handle = optimizer.register_step_post_hook(restore)
+    return handle
 
 
 def _is_ddp(model: nn.Module) -> bool:
