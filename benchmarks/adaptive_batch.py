@@ -54,13 +54,14 @@ def run_fixed(task, batch_size, micro, lr, target, max_examples, eval_every_exam
 
 
 def run_controller(task, base, micro, max_batch, lr, target, max_examples, eval_every_examples, seed,
-                   noise_fraction, update_interval):
+                   noise_fraction, update_interval, min_efficiency):
     model = task.make_model(seed)
     optimizer = task.make_optimizer(model, lr=lr)
     stream = task.batches(1, seed=seed + 1)
     generator = torch.Generator().manual_seed(seed + 1)
     controller = BatchSizeController(base, max_micro_batch_size=micro, max_batch_size=max_batch, lr_rule="adam",
-                                     noise_fraction=noise_fraction, update_interval=update_interval)
+                                     noise_fraction=noise_fraction, update_interval=update_interval,
+                                     min_efficiency=min_efficiency)
     loop = AdaptiveBatchLoop(model, optimizer, controller, ema_steps=20)
     del stream
     steps = examples = 0
@@ -88,11 +89,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a higher target loss (about a minute per run)")
     parser.add_argument("--target", type=float, default=None, help="held-out loss to reach (nats/char)")
-    parser.add_argument("--base-batch", type=int, default=16)
-    parser.add_argument("--large-batch", type=int, default=128)
+    parser.add_argument("--base-batch", type=int, default=4)
+    parser.add_argument("--large-batch", type=int, default=64)
     parser.add_argument("--micro", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--noise-fraction", type=float, default=0.5)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="LR at the base batch (default: the task's 2e-3 at batch 32 by the square-root rule)")
+    parser.add_argument("--noise-fraction", type=float, default=0.25,
+                        help="target B = this × B_simple (B_simple overestimates B_crit 2-5x)")
+    parser.add_argument("--min-efficiency", type=float, default=None)
     parser.add_argument("--update-interval", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
@@ -100,6 +104,8 @@ def main(argv=None):
     torch.set_num_threads(1)
     target = args.target if args.target is not None else (2.1 if args.quick else 1.9)
     task = get_task("char-gpt")
+    if args.lr is None:
+        args.lr = task.default_lr * math.sqrt(args.base_batch / task.default_batch_size)
     max_examples = 400_000
     eval_every = 4 * args.base_batch
     common = dict(target=target, max_examples=max_examples, eval_every_examples=eval_every, seed=args.seed)
@@ -107,8 +113,9 @@ def main(argv=None):
         "a_fixed_small": run_fixed(task, args.base_batch, min(args.micro, args.base_batch), args.lr, **common),
         "b_fixed_large": run_fixed(task, args.large_batch, min(args.micro, args.large_batch),
                                    args.lr * math.sqrt(args.large_batch / args.base_batch), **common),
-        "c_controller": run_controller(task, args.base_batch, args.micro, args.large_batch * 4, args.lr,
-                                       noise_fraction=args.noise_fraction, update_interval=args.update_interval, **common),
+        "c_controller": run_controller(task, args.base_batch, args.micro, args.large_batch, args.lr,
+                                       noise_fraction=args.noise_fraction, update_interval=args.update_interval,
+                                       min_efficiency=args.min_efficiency, **common),
     }
     a, b, c = results["a_fixed_small"], results["b_fixed_large"], results["c_controller"]
     summary = {
@@ -123,7 +130,8 @@ def main(argv=None):
     if args.json:
         print(json.dumps({"runs": results, "summary": summary}, indent=2))
         return
-    print(f"char-gpt, AdamW, target held-out loss {target} nats/char")
+    print(f"char-gpt, AdamW (lr {args.lr:.2e} at B0={args.base_batch}, square-root rule above), "
+          f"target held-out loss {target} nats/char")
     print(f"{'run':<28}{'steps':>8}{'examples':>10}{'seconds':>9}{'loss':>8}")
     names = {"a_fixed_small": f"(a) fixed B={args.base_batch}", "b_fixed_large": f"(b) fixed B={args.large_batch}",
              "c_controller": "(c) controller"}

@@ -36,5 +36,11 @@ def tiny_gpt2(vocab_size: int, length: int, seed: int = 0):
 
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=vocab_size, n_positions=length, n_embd=32, n_layer=1, n_head=2,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel(config)
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(config)
+    # transformers derives loss_type from the class name; "GPT2LMHeadModel" matches nothing, so the
+    # Trainer would count every label (not labels[..., 1:]) in num_items_in_batch and scale the
+    # gradient by (T-1)/T. Name the loss the model really uses.
+    model.loss_type = "ForCausalLM"
+    return model

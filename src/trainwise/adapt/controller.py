@@ -74,6 +74,10 @@ class BatchSizeController:
         update_interval: evaluate every this many optimizer steps.
         warmup_examples: no decision before the monitor has seen this many examples.
         log_path: append each decision as a JSON line.
+        min_efficiency: optional cap: never choose a batch whose statistical efficiency
+            ``E(B) = (B_simple + B0)/(B_simple + B)`` is below this, i.e.
+            ``B ≤ (B_simple + B0)/min_efficiency − B_simple`` (at most ``1/min_efficiency − 1``
+            more examples per unit of progress than at ``B0``).
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class BatchSizeController:
         warmup_examples: int = 0,
         log_path: str | Path | None = None,
         step_time_model: StepTimeModel | None = None,
+        min_efficiency: float | None = None,
     ):
         for name, value in (("base_batch_size", base_batch_size), ("max_micro_batch_size", max_micro_batch_size),
                             ("max_batch_size", max_batch_size), ("world_size", world_size),
@@ -114,6 +119,8 @@ class BatchSizeController:
             raise ValueError(f"growth_threshold must be >= 1, got {growth_threshold!r}")
         if not max_growth > 1:
             raise ValueError(f"max_growth must be > 1, got {max_growth!r}")
+        if min_efficiency is not None and not 0 < min_efficiency <= 1:
+            raise ValueError(f"min_efficiency must be in (0, 1], got {min_efficiency!r}")
         if warmup_examples < 0:
             raise ValueError(f"warmup_examples must be >= 0, got {warmup_examples!r}")
         self.base_batch_size = base_batch_size
@@ -129,6 +136,7 @@ class BatchSizeController:
         self.allow_shrink = allow_shrink
         self.update_interval = update_interval
         self.warmup_examples = warmup_examples
+        self.min_efficiency = min_efficiency
         self.log_path = Path(log_path) if log_path else None
         self.step_time_model = step_time_model if step_time_model is not None else StepTimeModel()
 
@@ -277,6 +285,12 @@ class BatchSizeController:
             why = f"{self.noise_fraction:g}×B_simple={target:.1f}"
             if self.mode == "goodput":
                 why = "goodput: step times known at one batch size only, following the noise scale: " + why
+        if self.min_efficiency is not None:
+            phi = max(self.b_simple, 0.0)
+            cap = (phi + self.base_batch_size) / self.min_efficiency - phi
+            if target > cap:
+                target = cap
+                why += f", capped at {cap:.1f} by min_efficiency={self.min_efficiency:g}"
         current = self.batch_size
         bounded = min(max(target, self.min_batch_size), self.max_batch_size)
         if bounded >= current * self.growth_threshold:
