@@ -38,7 +38,7 @@ from torch import nn
 
 from trainwise._optional import require
 from trainwise.adapt.controller import BatchPlan, BatchSizeController
-from trainwise.integrations.logging import Sinks
+from trainwise.integrations.logging import JsonlSink, Sinks
 from trainwise.integrations.torchrun import scale_lr_for_next_step
 from trainwise.noise.monitor import NoiseScaleMonitor
 
@@ -129,8 +129,8 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         self.controller = BatchSizeController(
             self.base_batch_size or batch, max_micro_batch_size=micro,
             max_batch_size=max(self.max_batch_size or batch, batch), min_batch_size=batch,
-            lr_rule=self.lr_rule, noise_fraction=self.noise_fraction, update_interval=self.update_interval,
-            log_path=log_dir / "adapt.jsonl")
+            lr_rule=self.lr_rule, noise_fraction=self.noise_fraction, update_interval=self.update_interval)
+        self._decision_log = JsonlSink(log_dir / "adapt.jsonl")  # written after marking "applied": false
         self._plan = BatchPlan(batch, micro, accumulation, 1)
         self.controller.plan = self._plan
         tensorboard = log_dir / "tb" if self.tensorboard is True else self.tensorboard
@@ -165,6 +165,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
             decision["batch_size"] = self._plan.batch_size
             controller.plan = self._plan  # the Trainer keeps its batch
             decision["lr_factor"] = controller.lr_factor()
+            self._decision_log.write(decision)
             self._sinks.write(decision)
         if optimizer is not None and self.lr_rule != "none":
             scale_lr_for_next_step(optimizer, controller.lr_factor())

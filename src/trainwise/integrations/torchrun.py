@@ -201,10 +201,11 @@ class AdaptiveBatchLoop:
         record = self.monitor.step(batch_size=per_replica if self.monitor.source == "ddp" else None, loss=loss_value)
         if self.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        factor = self.controller.lr_factor() if self.adapt_lr else 1.0
+        decision = self.controller.update(self.monitor)  # may change the plan of the *next* step
+        # this step's LR factor: the rule at this step's batch and the B_simple measured up to now
+        factor = self.controller.lr_factor(batch_size=plan.batch_size) if self.adapt_lr else 1.0
         with scaled_lr(self.optimizer, factor):
             self.optimizer.step()
-        decision = self.controller.update(self.monitor)
         seconds = time.perf_counter() - start
         if self.ddp:
             import torch.distributed as dist
