@@ -82,3 +82,21 @@ def test_lightning_grows_accumulation_at_batch_boundaries(tiny, tmp_path):
     assert callback.applied and trainer.accumulate_grad_batches == callback.applied[-1][1]
     state = json.loads(json.dumps(callback.state_dict()))
     assert state["controller"]["plan"]["batch_size"] == controller.batch_size
+
+
+def test_hf_per_example_source_without_accumulation_and_example_main(tiny, tmp_path, capsys):
+    from hf_trainer import build_trainer, main
+
+    from trainwise.integrations.hf import NoiseScaleCallback
+
+    # GPT-2 broadcasts its position embedding over the batch: per-example norms of the norm layers
+    callback = NoiseScaleCallback(log_dir=str(tmp_path / "pe"), layers="norm")
+    trainer, callback = build_trainer(str(tmp_path / "pe"), steps=2, accumulation=1, model=copy.deepcopy(tiny),
+                                      callback=callback)
+    trainer.train()
+    assert callback.monitor.source == "per_example"
+    assert [r["b_small"] for r in callback.records] == [1.0, 1.0]
+    assert all(r["batch_size"] == 4 for r in callback.records)
+    main(["--out", str(tmp_path / "main"), "--steps", "2"])
+    assert "B_simple" in capsys.readouterr().out
+    assert (tmp_path / "main" / "noise.jsonl").exists()

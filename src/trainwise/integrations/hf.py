@@ -69,6 +69,9 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         max_batch_size: the largest batch the controller may recommend.
         noise_fraction, update_interval: passed to the controller.
         max_grad_norm: clip after measuring (set the Trainer's ``max_grad_norm=0``).
+        layers: per-example source only: ``"all"`` or ``"norm"`` (LayerNorm/RMSNorm parameters, a
+            cheap proxy; needed for models such as GPT-2 whose position embedding is broadcast
+            over the batch, which per-example norms cannot split).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         noise_fraction: float = 1.0,
         update_interval: int = 10,
         max_grad_norm: float | None = None,
+        layers: str = "all",
     ):
         if source not in ("auto", "accumulation", "per_example"):
             raise ValueError(f"source must be 'auto', 'accumulation' or 'per_example', got {source!r}")
@@ -98,6 +102,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         self.noise_fraction = noise_fraction
         self.update_interval = update_interval
         self.max_grad_norm = max_grad_norm
+        self.layers = layers
         self.saved_state: dict | None = None
         self.monitor: NoiseScaleMonitor | None = None
         self.controller: BatchSizeController | None = None
@@ -123,7 +128,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         self.monitor = NoiseScaleMonitor(
             model, source=source, optimizer=optimizer, ema_steps=self.ema_steps,
             tokens_per_example=self.tokens_per_example, keep_history=False,
-            log_path=log_dir / "noise.jsonl",
+            log_path=log_dir / "noise.jsonl", layers=self.layers,
             meta={"integration": "hf", "gradient_accumulation_steps": accumulation, "micro_batch_size": micro})
         batch = micro * accumulation
         self.controller = BatchSizeController(
@@ -200,6 +205,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         return {
             "args": {name: getattr(self, name) for name in (
                 "log_dir", "tensorboard", "ema_steps", "tokens_per_example", "source", "lr_rule",
-                "base_batch_size", "max_batch_size", "noise_fraction", "update_interval", "max_grad_norm")},
+                "base_batch_size", "max_batch_size", "noise_fraction", "update_interval", "max_grad_norm",
+                "layers")},
             "attributes": {"saved_state": self.state_dict()},
         }
