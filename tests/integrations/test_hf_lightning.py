@@ -100,3 +100,25 @@ def test_hf_per_example_source_without_accumulation_and_example_main(tiny, tmp_p
     main(["--out", str(tmp_path / "main"), "--steps", "2"])
     assert "B_simple" in capsys.readouterr().out
     assert (tmp_path / "main" / "noise.jsonl").exists()
+
+
+def test_lightning_state_restores_batch_and_monitor(tiny, tmp_path):
+    pytest.importorskip("lightning")
+    from lightning_callback import build
+
+    from trainwise.adapt import BatchSizeController
+
+    def controller():
+        return BatchSizeController(8, max_micro_batch_size=4, max_batch_size=32, noise_fraction=100.0, update_interval=2)
+
+    trainer, module, loader, first = build(str(tmp_path / "1"), steps=8, controller=controller(), model=copy.deepcopy(tiny))
+    trainer.callbacks.append(first)
+    trainer.fit(module, loader)
+    state = json.loads(json.dumps(first.state_dict()))
+    trainer, module, loader, second = build(str(tmp_path / "2"), steps=2, controller=controller(), model=copy.deepcopy(tiny))
+    second.load_state_dict(state)
+    trainer.callbacks.append(second)
+    trainer.fit(module, loader)
+    assert trainer.accumulate_grad_batches == first.controller.accumulation_steps
+    assert second.records[0]["batch_size"] == first.controller.batch_size
+    assert second.records[0]["step"] == first.monitor.steps + 1
