@@ -144,7 +144,7 @@ class NoiseScaleMonitor:
             self.params = self._engine.params  # "norm" measures a subset
         self.layers = layers
         self._micro: list[tuple[float, torch.Tensor, torch.Tensor | None]] = []
-        self._previous_grads: list[torch.Tensor] | None = None
+        self._grad_buffer: list[torch.Tensor] | None = None
         self._ddp_local = None  # tensor [2]: local |g|², local |g/P|²
         self._ddp_preconditioner: dict[int, torch.Tensor] | None = None
         if source == "ddp":
@@ -172,14 +172,17 @@ class NoiseScaleMonitor:
             return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         preconditioner = self._preconditioner()
-        if self._previous_grads is None:
-            delta = grads
-            self._previous_grads = [g.detach().clone() for g in grads]
+        if self._grad_buffer is None:  # one persistent parameter-sized buffer, allocated once
+            self._grad_buffer = [torch.empty_like(g) for g in grads]
+        if not self._micro:
+            delta = grads  # first micro-batch of the step: .grad is its contribution
         else:
-            delta = torch._foreach_sub(grads, self._previous_grads)
-            torch._foreach_copy_(self._previous_grads, grads)
+            # buffer holds .grad after the previous micro-batch: buffer − .grad = −(this contribution)
+            torch._foreach_sub_(self._grad_buffer, grads)
+            delta = self._grad_buffer
         sq = grad_sq_norm(delta)
         sq_pre = grad_sq_norm(delta, preconditioner) if preconditioner is not None else None
+        torch._foreach_copy_(self._grad_buffer, grads)
         self._micro.append((float(batch_size), sq, sq_pre))
 
     def _comm_hook(self, state, bucket):
@@ -280,7 +283,6 @@ class NoiseScaleMonitor:
 
     def _reset_step_buffers(self) -> None:
         self._micro.clear()
-        self._previous_grads = None
         self._ddp_local = None
         if self._engine is not None:
             if self._measuring_next:
