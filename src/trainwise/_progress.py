@@ -11,10 +11,11 @@ T = TypeVar("T")
 
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar on stderr when ``enabled`` and stderr is a terminal or forced."""
+    """Wrap ``iterable`` in a tqdm bar on stderr when ``enabled`` and stderr is a terminal (no bar in logs)."""
     if not enabled:
         yield from iterable
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    # disable=None: tqdm turns itself off when stderr is not a terminal (CI logs, redirected output)
+    yield from tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
