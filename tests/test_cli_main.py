@@ -1,6 +1,6 @@
 import pytest
 
-from trainwise.cli.main import build_parser, main
+from trainwise.cli.main import main
 
 
 def test_help_lists_subcommands(capsys):

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwise._device import resolve_device
-    from trainwise.cli._common import fmt, fmt_pm, print_json, table
+    from trainwise.cli._common import fmt_pm, print_json, table
     from trainwise.noise.run import run_measurement
     from trainwise.tasks import get_task
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 

@@ -166,6 +166,7 @@ def measure_noise_scale(
             if len(precond) != len(params) or any(P.shape != p.shape for P, p in zip(precond, params)):
                 raise ValueError("preconditioner: need one tensor per trainable parameter, of the same shapes")
         inv_precond = [1.0 / P.to(p.dtype) for P, p in zip(precond, params)]
+        precond_by_id = {id(p): P.to(p.dtype) for P, p in zip(precond, params)}
     engine = None
     if per_example:
         try:
@@ -206,7 +207,7 @@ def measure_noise_scale(
                 halves_grads.append(grads)
                 halves_sq.append(_dot(grads, grads))
                 if engine is not None:
-                    pre = None if inv_precond is None else {id(p): 1.0 / a for p, a in zip(params, inv_precond)}
+                    pre = None if inv_precond is None else precond_by_id
                     per_example_sq.append(engine.norms(preconditioner=pre).double() * float(half) ** 2)
                     engine.stop()
             mean_grad = [(a + b) / 2 for a, b in zip(*halves_grads)]

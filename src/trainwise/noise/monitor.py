@@ -233,16 +233,18 @@ class NoiseScaleMonitor:
         preconditioner = self._preconditioner()
         if self.source == "per_example":
             assert self._engine is not None
-            per_example = self._engine.norms()
+            pre = None if preconditioner is None else {id(p): P for p, P in zip(self.params, preconditioner)}
+            if pre is None:
+                per_example, pre_example = self._engine.norms(), None
+            else:
+                per_example, pre_example = self._engine.norms_and_preconditioned(pre)
             b_big = per_example.numel()
             if batch_size is not None and batch_size != b_big:
                 raise ValueError(f"batch_size={batch_size} but the captured batch has {b_big} examples")
             factor = float(b_big) ** 2 if self.loss_reduction == "mean" else 1.0
             grads = [p.grad for p in self.params if p.grad is not None]
             values = [per_example.double().mean() * factor, grad_sq_norm(grads) * (factor / b_big**2)]
-            if preconditioner is not None:
-                pre = {id(p): P for p, P in zip(self.params, preconditioner)}
-                pre_example = self._engine.norms(preconditioner=pre)
+            if pre_example is not None:
                 grads_pre = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
                 values += [pre_example.double().mean() * factor, grad_sq_norm(grads_pre, preconditioner) * (factor / b_big**2)]
             return 1.0, float(b_big), values

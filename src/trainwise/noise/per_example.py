@@ -310,12 +310,24 @@ class PerExampleGradNorms:
         is then of ``∇_i / P`` (Adam-preconditioned). That forms each example's gradient (memory
         ``B × numel`` per parameter), so it costs more than the plain norms.
         """
+        return self._norms(self._captured_contributions(), preconditioner)
+
+    def norms_and_preconditioned(self, preconditioner: dict[int, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(norms(), norms(preconditioner))`` from one pass over the captured layers."""
+        contributions = self._captured_contributions()
+        return self._norms(contributions, None), self._norms(contributions, preconditioner)
+
+    def _captured_contributions(self) -> dict[int, list]:
         contributions = self._contributions()
         if not contributions:
             raise RuntimeError(
                 "no per-example gradients were captured: call start() before the forward pass and "
                 "step the monitor after loss.backward()"
             )
+        return contributions
+
+    @staticmethod
+    def _norms(contributions: dict[int, list], preconditioner: dict[int, torch.Tensor] | None) -> torch.Tensor:
         total = None
         for pid, pieces in contributions.items():
             if preconditioner is not None and pid in preconditioner:

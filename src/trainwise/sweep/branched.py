@@ -16,9 +16,8 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
-import torch
 
 from trainwise.sweep.runner import lr_for_rule
 from trainwise.tasks.base import Task
