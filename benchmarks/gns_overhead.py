@@ -118,6 +118,7 @@ def ddp_worker(args) -> None:
         row = {"source": "ddp (2 proc, gloo)", "baseline_ms": 1e3 * t["baseline"], "monitored_ms": 1e3 * t["monitored"],
                "ratio": t["monitored"] / t["baseline"], "target": 1.02, "b_simple_tokens": monitor.b_simple}
         Path(args.ddp_out).write_text(json.dumps(row))
+    dist.barrier()  # no rank tears gloo down while another still talks to it
     dist.destroy_process_group()
 
 

@@ -64,6 +64,7 @@ def main(argv=None) -> None:
         if args.checkpoint:
             torch.save(loop.state_dict(), args.checkpoint)
     loop.close()
+    dist.barrier()  # no rank tears gloo down while another still talks to it
     dist.destroy_process_group()
 
 

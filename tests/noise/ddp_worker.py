@@ -38,6 +38,7 @@ def main(out_path: str, steps: int = 4, per_rank: int = 6) -> None:
         assert gathered[0] == gathered[1], "ranks disagree on the noise-scale records"
         with open(out_path, "w") as fh:
             json.dump(records, fh)
+    dist.barrier()  # no rank tears gloo down while another still talks to it
     dist.destroy_process_group()
 
 
