@@ -505,7 +505,8 @@ class NoiseScaleMonitor:
             self._engine.stop()
 
     def resume(self) -> None:
-        if self._engine is not None:
+        """Undo :meth:`pause` (capture again if the coming step is one that is measured)."""
+        if self._engine is not None and self._measuring_next:
             self._engine.start()
 
     def log(self, record: dict) -> None:

@@ -172,7 +172,6 @@ def run_measurement(
 
     def take_checkpoint(step: int) -> None:
         loss = task.eval_loss(model)
-        was_training = model.training
         monitor.pause()  # the probe's passes are not training steps
         result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
                                      tokens_per_example=tokens_per_example)
@@ -183,7 +182,6 @@ def run_measurement(
             precond_row = {k: v for k, v in pre.to_dict().items()
                            if k in ("b_simple", "b_noise", "eps_max", "delta_l_max", "ghg", "trace_h_sigma")}
         monitor.resume()
-        model.train(was_training)
         current_lr = float(opt.param_groups[0]["lr"])
         measured = result.to_dict()
         measured.pop("info", None)
