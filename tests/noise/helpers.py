@@ -78,27 +78,15 @@ class LinearRegressionProblem:
 
     @property
     def truth(self) -> dict[str, float]:
-        S, d, s2 = self.cov, self.d, self.sigma**2
-        Sd = S @ d
-        dSd = d @ Sd
-        grad_sq_norm = Sd @ Sd
-        trace_sigma = (dSd + s2) * np.trace(S) + grad_sq_norm
-        ghg = Sd @ S @ Sd
-        trace_h_sigma = (dSd + s2) * np.trace(S @ S) + ghg
-        return {
-            "grad_sq_norm": grad_sq_norm,
-            "trace_sigma": trace_sigma,
-            "ghg": ghg,
-            "trace_h_sigma": trace_h_sigma,
-            "b_simple": trace_sigma / grad_sq_norm,
-            "b_noise": trace_h_sigma / ghg,
-            "eps_max": grad_sq_norm / ghg,
-            "delta_l_max": grad_sq_norm**2 / (2 * ghg),
-        }
+        return preconditioned_truth(self, np.ones(self.dim))  # P = I: the plain update
 
 
 def preconditioned_truth(problem: LinearRegressionProblem, precond_diag: np.ndarray) -> dict[str, float]:
-    """Closed forms for the update ``−ε P⁻¹G_B`` with ``P = diag(precond_diag)`` (``A = P⁻¹``)."""
+    """Closed forms for the update ``−ε P⁻¹G_B`` with ``P = diag(precond_diag)`` (``A = P⁻¹``).
+
+    With ``A = I`` these are the class docstring's plain forms: ``|G|² = |Sd|²``,
+    ``tr Σ = (dᵀSd + σ²) tr S + |Sd|²``, ``GᵀHG = dᵀS³d``, ``tr(HΣ) = (dᵀSd + σ²) tr S² + dᵀS³d``.
+    """
     S, d, s2 = problem.cov, problem.d, problem.sigma**2
     A = np.diag(1.0 / precond_diag)
     Sd = S @ d

@@ -198,13 +198,18 @@ def test_token_units_and_norm_layer_proxy():
     task = get_task("char-gpt", n_layer=1, n_embd=16, block_size=8)
     model = task.make_model()
     batch = next(task.batches(8, seed=3))
-    full = NoiseScaleMonitor(model, tokens_per_example=8)
-    task.loss_fn(model, batch).mean().backward()
-    record = full.step()
-    full.close()
-    assert full.unit == "tokens" and record["tokens"] == 64
-    assert record["b_simple"] == pytest.approx(8 * record["trace_sigma_ema"] / 8 / record["grad_sq_norm_ema"])
-    model.zero_grad()
+    records = {}
+    for unit, tokens_per_example in (("examples", None), ("tokens", 8)):
+        monitor = NoiseScaleMonitor(model, tokens_per_example=tokens_per_example)
+        task.loss_fn(model, batch).mean().backward()
+        records[unit] = monitor.step()
+        monitor.close()
+        model.zero_grad()
+        assert monitor.unit == unit
+    assert records["tokens"]["tokens"] == 64 and records["examples"]["tokens"] is None
+    # the same measurement, batch sizes counted in tokens: 8 tokens per example
+    assert records["tokens"]["b_simple"] == pytest.approx(8 * records["examples"]["b_simple"], rel=1e-9)
+    assert records["tokens"]["grad_sq_norm"] == pytest.approx(records["examples"]["grad_sq_norm"], rel=1e-9)
     norm_only = NoiseScaleMonitor(model, layers="norm")
     assert len(norm_only.params) == 2 * (2 * 1 + 1)  # ln_1, ln_2, ln_f: weight and bias
     task.loss_fn(model, batch).mean().backward()

@@ -12,9 +12,10 @@ from abc import ABC, abstractmethod
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Task", "Batch"]
+__all__ = ["Task", "Batch", "ClassificationTask", "relu_mlp"]
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -92,3 +93,44 @@ class Task(ABC):
             "train_examples": self.num_train_examples(),
             "tokens_per_example": self.tokens_per_example,
         }
+
+
+def relu_mlp(sizes: list[int], seed: int, device: torch.device) -> nn.Module:
+    """``Linear → ReLU → … → Linear`` through ``sizes``, deterministic given ``seed``."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers).to(device)
+
+
+class ClassificationTask(Task):
+    """A task over fixed tensors ``_x[split]``, ``_y[split]`` (splits ``train`` and ``test``) with cross-entropy."""
+
+    _x: dict[str, torch.Tensor]
+    _y: dict[str, torch.Tensor]
+    eval_chunk: int = 512
+
+    def loss_fn(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y, reduction="none")
+
+    def num_train_examples(self) -> int:
+        return len(self._y["train"])
+
+    def sample_batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
+        split = "test" if split in ("val", "test") else split
+        x, y = self._x[split], self._y[split]
+        index = torch.randint(len(y), (batch_size,), generator=generator).to(self.device)
+        return x[index], y[index]
+
+    def eval_batches(self) -> list[Batch]:
+        x, y = self._x["test"], self._y["test"]
+        return [(x[i : i + self.eval_chunk], y[i : i + self.eval_chunk]) for i in range(0, len(y), self.eval_chunk)]
+
+    @torch.no_grad()
+    def accuracy(self, model: nn.Module) -> float:
+        x, y = self._x["test"], self._y["test"]
+        return float((model(x).argmax(-1) == y).float().mean())

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainwise._optional import require
-from trainwise.tasks.base import Batch, Task
+from trainwise.tasks.base import ClassificationTask, relu_mlp
 
 __all__ = ["DigitsMLP"]
 
 
-class DigitsMLP(Task):
+class DigitsMLP(ClassificationTask):
     name = "digits-mlp"
     default_lr = 3e-3
     default_batch_size = 32
@@ -33,31 +32,4 @@ class DigitsMLP(Task):
         self._y = {"train": y[train].to(self.device), "test": y[test].to(self.device)}
 
     def make_model(self, seed: int = 0) -> nn.Module:
-        torch.manual_seed(seed)
-        model = nn.Sequential(
-            nn.Linear(64, self.hidden), nn.ReLU(),
-            nn.Linear(self.hidden, self.hidden), nn.ReLU(),
-            nn.Linear(self.hidden, 10),
-        )
-        return model.to(self.device)
-
-    def loss_fn(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(model(x), y, reduction="none")
-
-    def num_train_examples(self) -> int:
-        return len(self._y["train"])
-
-    def sample_batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        x, y = self._x[split], self._y[split]
-        index = torch.randint(len(y), (batch_size,), generator=generator).to(self.device)
-        return x[index], y[index]
-
-    def eval_batches(self) -> list[Batch]:
-        x, y = self._x["test"], self._y["test"]
-        return [(x[i : i + 512], y[i : i + 512]) for i in range(0, len(y), 512)]
-
-    @torch.no_grad()
-    def accuracy(self, model: nn.Module) -> float:
-        x, y = self._x["test"], self._y["test"]
-        return float((model(x).argmax(-1) == y).float().mean())
+        return relu_mlp([64, self.hidden, self.hidden, 10], seed, self.device)

@@ -13,15 +13,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from trainwise.tasks.base import Batch, Task
+from trainwise.tasks.base import ClassificationTask, relu_mlp
 
 __all__ = ["TeacherStudent"]
 
 
-class TeacherStudent(Task):
+class TeacherStudent(ClassificationTask):
+    eval_chunk = 1024
     name = "teacher-student"
     default_lr = 3e-3
     default_batch_size = 32
@@ -57,28 +57,7 @@ class TeacherStudent(Task):
             self._x[split], self._y[split], self._p[split] = x.to(self.device), y.to(self.device), p
 
     def make_model(self, seed: int = 0) -> nn.Module:
-        torch.manual_seed(seed)
-        return nn.Sequential(
-            nn.Linear(self.input_dim, self.student_hidden), nn.ReLU(),
-            nn.Linear(self.student_hidden, self.student_hidden), nn.ReLU(),
-            nn.Linear(self.student_hidden, self.num_classes),
-        ).to(self.device)
-
-    def loss_fn(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(model(x), y, reduction="none")
-
-    def num_train_examples(self) -> int:
-        return len(self._y["train"])
-
-    def sample_batch(self, batch_size: int, generator: torch.Generator, split: str = "train") -> Batch:
-        split = "test" if split in ("val", "test") else split
-        index = torch.randint(len(self._y[split]), (batch_size,), generator=generator).to(self.device)
-        return self._x[split][index], self._y[split][index]
-
-    def eval_batches(self) -> list[Batch]:
-        x, y = self._x["test"], self._y["test"]
-        return [(x[i : i + 1024], y[i : i + 1024]) for i in range(0, len(y), 1024)]
+        return relu_mlp([self.input_dim, self.student_hidden, self.student_hidden, self.num_classes], seed, self.device)
 
     def bayes_loss(self) -> float:
         """Expected test loss of the teacher itself, ``E_x[H(p(·|x))]`` (the floor no student beats)."""
