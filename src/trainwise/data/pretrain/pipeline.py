@@ -319,6 +319,12 @@ def run_curate(config: CorpusConfig, workers: int | None = None, overwrite: bool
         incomplete = executor.get_incomplete_ranks() if hasattr(executor, "get_incomplete_ranks") else [0]
         if incomplete:
             rerun_downstream = True
+            # an interrupted task can leave partial, unsorted MinHash signature files that datatrove would
+            # then reuse ("skipping sig writing"); never trust them: the rerun writes them anew
+            if name == "A_annotate_filter":  # the stage that writes the signatures
+                for rank in incomplete:
+                    for stale in (work / "sigs").glob(f"bucket_*/{rank:05d}.minhash.sig"):
+                        stale.unlink()
             started = time.perf_counter()
             executor.run()
             log(f"stage {name}: ran {len(incomplete)}/{stage['tasks']} tasks in {time.perf_counter() - started:.1f} s")
