@@ -31,6 +31,7 @@ import torch
 
 from trainwise.sweep import SweepConfig, run_sweep
 from trainwise.sweep.noise_hook import default_noise_measure
+from trainwise.sweep.runner import PREDICTOR_LABELS, PREDICTORS, prediction_table
 from trainwise.tasks import get_task
 
 TASKS = {
@@ -38,8 +39,9 @@ TASKS = {
         "kwargs": {},
         "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256, 512]},
         "targets": [0.4, 0.25, 0.15],
-        "lr_factors": {"quick": [0.25, 1.0, 4.0], "full": [0.25, 0.5, 1.0, 2.0, 4.0]},
+        "lr_factors": {"quick": [0.25, 1.0, 4.0], "full": [0.125, 0.25, 0.5, 1.0, 2.0, 4.0]},
         "max_steps": 3000,
+        "probe_rounds": 64,  # a tiny MLP: Hessian readings are cheap, and noisy at 16 rounds
     },
     "teacher-student": {
         "kwargs": {},
@@ -47,13 +49,27 @@ TASKS = {
         "targets": [1.4, 1.3, 1.25],
         "lr_factors": {"quick": [0.25, 1.0, 4.0], "full": [0.25, 0.5, 1.0, 2.0, 4.0]},
         "max_steps": 3000,
+        "probe_rounds": 32,
     },
     "char-gpt": {
         "kwargs": {"n_layer": 1, "n_embd": 32, "block_size": 32, "eval_examples": 128},
         "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256]},
         "targets": [2.6, 2.5, 2.4],
-        "lr_factors": {"quick": [0.7, 2.8], "full": [0.7, 2.0, 5.6]},
+        "lr_factors": {"quick": [0.7, 2.8], "full": [0.7, 2.0, 5.6, 16.0]},
         "max_steps": 1500,
+        "probe_rounds": 32,
+    },
+    # the same model trained with SGD + momentum: the setting McCandlish et al.'s derivation assumes
+    "char-gpt-sgdm": {
+        "task": "char-gpt",
+        "optimizer": "sgdm",
+        "base_lr": 0.15,
+        "kwargs": {"n_layer": 1, "n_embd": 32, "block_size": 32, "eval_examples": 128},
+        "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256]},
+        "targets": [2.6, 2.5, 2.4],
+        "lr_factors": {"quick": [0.35, 1.0], "full": [0.35, 1.0, 2.8]},
+        "max_steps": 1500,
+        "probe_rounds": 32,
     },
 }
 
@@ -118,14 +134,16 @@ def main() -> int:
     table = []
     for name in args.tasks.split(","):
         spec = TASKS[name]
-        task = get_task(name, **spec["kwargs"])
-        config = SweepConfig(task=name, batch_sizes=spec["batch_sizes"][mode], targets=spec["targets"], lr_rule="sqrt",
+        task = get_task(spec.get("task", name), **spec["kwargs"])
+        config = SweepConfig(task=spec.get("task", name), batch_sizes=spec["batch_sizes"][mode], targets=spec["targets"],
+                             lr_rule="sqrt", base_lr=spec.get("base_lr"), optimizer=spec.get("optimizer"),
                              lr_factors=spec["lr_factors"][mode], max_steps=spec["max_steps"], noise_source="monitor",
                              task_kwargs=spec["kwargs"])
         started = time.perf_counter()
-        print(f"\n== {name}: batch sizes {config.batch_sizes}, targets {config.targets}, LR = {task.default_lr:g}·sqrt(B/"
+        print(f"\n== {name}: batch sizes {config.batch_sizes}, targets {config.targets}, "
+              f"{config.optimizer or task.default_optimizer}, LR = {config.base_lr or task.default_lr:g}·sqrt(B/"
               f"{task.default_batch_size}) × {config.lr_factors}", flush=True)
-        measure = None if args.no_hessian else default_noise_measure(batch_size=64, rounds=16)
+        measure = None if args.no_hessian else default_noise_measure(batch_size=64, rounds=spec["probe_rounds"])
         result = run_sweep(task, config, Path(args.out) / f"{name}-{mode}", noise_measure=measure, show_progress=False,
                            log=lambda m: print("  " + m, flush=True))
         data = result.to_dict()
@@ -139,26 +157,24 @@ def main() -> int:
         except ImportError:
             pass
         noise = data["noise"]
-        print(f"  per tuned run (batch: lr, B_simple, B_noise): " + "; ".join(
-            f"{b}: {e['lr']:.2g}, {e['b_simple']['value']:.3g}, "
-            f"{e.get('b_noise', {}).get('value', float('nan')):.3g}" for b, e in noise["per_batch_size"].items()))
+        for b, e in noise["per_batch_size"].items():
+            print(f"  tuned B={b}: lr {e['lr']:.2g}; " + "; ".join(
+                f"to {t}: " + ", ".join(f"{n} {v[n]:.3g} (unweighted {v[n + '_unweighted']:.3g})" for n in PREDICTORS if n in v)
+                for t, v in e["targets"].items()))
         for note in data["notes"]:
             print(f"  note: {note}")
-        for tkey, fit in data["fits"].items():
-            row = {"task": name, "target": tkey, "b_crit": fit["b_crit"], "b_crit_stderr": fit["b_crit_stderr"],
-                   "b_simple": noise["b_simple"]["value"], "b_noise": noise["b_noise"]["value"]}
-            row["b_simple_ratio"] = row["b_simple"] / row["b_crit"] if row["b_crit"] > 0 else math.nan
-            row["b_noise_ratio"] = row["b_noise"] / row["b_crit"] if row["b_crit"] > 0 else math.nan
-            table.append(row)
+        for row in prediction_table(data):
+            table.append({"task": name, **row})
         summary["tasks"][name] = {"fits": data["fits"], "noise": noise, "wall_s": time.perf_counter() - started}
         print(f"  ({time.perf_counter() - started:.0f}s)", flush=True)
 
-    print("\nMeasured critical batch vs noise-scale predictions (examples per batch; prediction = geometric mean "
-          "over the tuned runs, window 10-100% of each run):")
-    print(f"{'task':<16s} {'target':>7s} {'B_crit (sweep)':>18s} {'B_simple':>9s} {'ratio':>6s} {'B_noise':>9s} {'ratio':>6s}")
+    print("\nMeasured critical batch vs noise-scale predictions (examples per batch). Prediction per target: each tuned "
+          "run's noise scale averaged over its steps to that target, weighted by 1/(1 + B̂/B); geometric mean over the "
+          "noise-dominated tuned runs:")
+    print(f"{'task':<16s} {'target':>7s} {'B_crit (sweep)':>18s}" + "".join(f" {PREDICTOR_LABELS[n]:>16s} {'ratio':>6s}" for n in PREDICTORS))
     for r in table:
-        print(f"{r['task']:<16s} {r['target']:>7s} {r['b_crit']:>10.3g} ± {r['b_crit_stderr']:<5.2g} {r['b_simple']:>9.3g} "
-              f"{r['b_simple_ratio']:>6.2f} {r['b_noise']:>9.3g} {r['b_noise_ratio']:>6.2f}")
+        print(f"{r['task']:<16s} {r['target']:>7s} {r['b_crit']:>10.3g} ± {r['b_crit_stderr']:<5.2g}"
+              + "".join(f" {r.get(n, math.nan):>16.3g} {r.get(n + '_ratio', math.nan):>6.2f}" for n in PREDICTORS))
     summary["table"] = table
 
     print("\nTemperature law, plain SGD (B_simple ∝ (lr/B)^slope; McCandlish et al. predict slope ≈ -1):")

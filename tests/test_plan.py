@@ -59,10 +59,34 @@ def test_noise_jsonl_window_average_in_tokens(tmp_path):
     assert reading.unit == "tokens"
     assert reading.b_simple["value"] == pytest.approx(300 * 512, rel=0.05)
     assert 0 < reading.b_simple["stderr"] < 0.05 * reading.b_simple["value"]
-    assert reading.window["first_step"] == 21 and reading.window["last_step"] == 200
+    assert reading.window["first_step"] == 1 and reading.window["last_step"] == 200
     assert any("not measured" in w for w in reading.warnings)  # the skip record is reported
     narrow = read_noise_jsonl(path, window="100:150")
     assert narrow.window["steps"] == 51
+
+
+def test_noise_jsonl_steps_weighted_towards_the_infinite_batch_path(tmp_path):
+    """Half the steps at B̂ = 50, half at B̂ = 450, run at B = 50: weights 1/(1 + B̂/B) = 1/2 and 1/10, so the
+    reading is (100·½·50 + 100·⅒·450)/(100·½ + 100·⅒) = 116.7 — not the ratio of means (dominated by the large
+    early |G|²) nor the plain step mean (250)."""
+    lines = [{"kind": "meta", "source": "per_example", "unit": "examples"}]
+    for step in range(1, 201):
+        g, b_hat = (10.0, 50.0) if step <= 100 else (0.5, 450.0)
+        lines.append({"kind": "step", "step": step, "batch_size": 50, "grad_sq_norm": g, "trace_sigma": g * b_hat,
+                      "lr": 1e-3, "loss": 3.0 - 0.002 * step})
+    # Hessian readings at steps 50 and 150 stand for the halves
+    for step, (ghg, ths) in ((50, (2.0, 100.0)), (150, (0.1, 45.0))):
+        lines.append({"kind": "hessian", "step": step, "unit": "examples", "ghg": {"value": ghg, "stderr": 0.0},
+                      "trace_h_sigma": {"value": ths, "stderr": 0.0}, "b_noise": {"value": ths / ghg, "stderr": 0.0}})
+    path = tmp_path / "noise.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    reading = read_noise_jsonl(path)
+    # per-step values are pooled in blocks of ~10% of the step; the one straddling step 100 mixes the halves
+    assert reading.b_simple["value"] == pytest.approx(7000 / 60, rel=0.03)
+    assert reading.b_simple["unweighted"] == pytest.approx(250.0, rel=0.03)
+    assert reading.b_noise["value"] == pytest.approx(7000 / 60, rel=1e-9)  # (the spans split at step 100 exactly)
+    ratio_of_means = (100 * 10 * 50 + 100 * 0.5 * 450) / (100 * 10 + 100 * 0.5)  # 69: what the pooled ratio gives
+    assert reading.b_simple["value"] > 1.5 * ratio_of_means
 
 
 def test_plan_from_b_simple_uses_calibration_and_budget(tmp_path):
@@ -89,14 +113,19 @@ def test_plan_from_b_simple_uses_calibration_and_budget(tmp_path):
     assert "recommended" in text and "B_crit" in text and "GPT-3 175B" in text
 
 
-def test_plan_prefers_b_noise_from_hessian_records(tmp_path):
+def test_plan_shows_b_noise_from_hessian_records_beside_b_simple(tmp_path):
     path = write_noise_jsonl(tmp_path / "noise.jsonl", hessian={50: (1.0, 100.0), 150: (3.0, 200.0)})
     reading = read_measurement(path)
-    # ratio of averages: (100 + 200)/(1 + 3) = 75 examples = 38,400 tokens
-    assert reading.b_noise["value"] == pytest.approx(75 * 512)
+    # readings stand for steps 0-100 (B̂ = 100) and 100-200 (B̂ = 66.7), weighted by 1/(1 + B̂/64), in tokens
+    w1, w2 = 1 / (1 + 100 / 64), 1 / (1 + (200 / 3) / 64)
+    assert reading.b_noise["value"] == pytest.approx((w1 * 100 + w2 * 200 / 3) / (w1 + w2) * 512)
     plan = make_plan(reading, tokens=1e9)
-    assert plan["b_crit"]["value"] == pytest.approx(75 * 512)
-    assert "B_noise" in plan["b_crit"]["source"]
+    assert plan["b_crit"]["value"] == pytest.approx(reading.b_simple["value"] / B_SIMPLE_OVER_B_CRIT[0])
+    assert "B_simple" in plan["b_crit"]["source"]
+    assert plan["b_crit"]["b_noise"]["value"] == pytest.approx(reading.b_noise["value"])
+    # B_noise ≈ 41.7k tokens vs B_simple 153.6k: 0.27×, outside 0.5–2×, so the plan says so
+    assert any("B_noise" in n and "steadier" in n for n in plan["notes"])
+    assert "B_noise" in format_plan(plan)
 
 
 def test_low_noise_probe_warnings(tmp_path):
@@ -122,7 +151,8 @@ def test_measure_json_reader(tmp_path):
     reading = read_measurement(tmp_path)  # a directory holding measure.json
     assert reading.kind == "measure.json" and reading.b_noise["value"] == 60.0
     plan = make_plan(reading, seq_len=64)
-    assert plan["unit"] == "examples" and plan["b_crit"]["value"] == pytest.approx(60.0)
+    assert plan["unit"] == "examples" and plan["b_crit"]["value"] == pytest.approx(120.0)
+    assert plan["b_crit"]["b_noise"]["value"] == pytest.approx(60.0)
     assert plan["recommendation"]["batch_tokens"] == pytest.approx(plan["recommendation"]["batch_size"] * 64)
 
 
@@ -173,7 +203,10 @@ def test_reads_the_monitor_log_the_noise_core_writes(tmp_path):
     monitor.close()
     reading = read_measurement(tmp_path / "noise.jsonl")
     inside = [r for r in steps if r is not None and r["step"] >= reading.window["first_step"]]
-    expected = sum(r["trace_sigma"] for r in inside) / sum(r["grad_sq_norm"] for r in inside)
+    from trainwise.noise.averaging import s_min_weighted_mean, step_blocks
+
+    blocks = step_blocks([r["step"] for r in inside], [r["grad_sq_norm"] for r in inside], [r["trace_sigma"] for r in inside])
+    expected = s_min_weighted_mean(blocks, 32, inside[0]["step"] - 1, inside[-1]["step"])["value"]
     assert reading.unit == "examples" and reading.lr == pytest.approx(task.default_lr)
     assert reading.b_simple["value"] == pytest.approx(expected)
     plan = make_plan(reading, seq_len=None)

@@ -16,7 +16,8 @@ def test_measure_writes_json_log_and_plot(tmp_path, capsys, source):
     assert result["checkpoints"][1]["examples"] == 12 * 16
     for name in ("b_simple", "b_noise", "eps_max"):
         assert result["checkpoints"][1][name]["value"] is not None
-    assert result["summary"]["window"] == {"first_step": 12, "last_step": 12, "checkpoints": 1}
+    assert {k: result["summary"]["window"][k] for k in ("first_step", "last_step", "checkpoints")} == \
+        {"first_step": 12, "last_step": 12, "checkpoints": 1}
     assert len(result["steps"]) == 12
     lines = [json.loads(line) for line in (out / "noise.jsonl").read_text().splitlines()]
     assert lines[0]["kind"] == "meta" and lines[0]["source"] == source and lines[0]["task"] == "digits-mlp"

@@ -117,3 +117,60 @@ def test_diverging_run_is_flagged():
     result, _, _ = train_to_targets(task, 8, 50.0, [0.5], max_steps=200, optimizer="sgd")
     assert result.stopped == "diverged"
     assert result.steps_to_target["0.5"] is None or math.isfinite(result.steps_to_target["0.5"])
+
+
+def test_probe_gets_the_runs_adam_state_at_each_checkpoint(tmp_path):
+    """The Hessian probe receives the optimizer as it was at the checkpoint (Adam's v̂ is the preconditioner),
+    and the per-target predictions include the preconditioned B_noise."""
+    task = LinearRegression()
+    config = SweepConfig(task="linreg", batch_sizes=[4, 16, 64], targets=[0.6, 0.4], lrs=[0.02, 0.05],
+                         max_steps=1500, optimizer="adamw", noise_checkpoints=3)
+    seen = []
+
+    def measure(model, task_, step, optimizer=None):
+        assert isinstance(optimizer, torch.optim.AdamW)
+        states = [optimizer.state[p] for p in model.parameters()]
+        assert all(int(st["step"]) == step for st in states), "optimizer state is from another step"
+        # the optimizer drives this very model's parameters
+        assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in model.parameters()}
+        seen.append(step)
+        value = {"value": 1.0, "stderr": 0.0}
+        return {"trace_h_sigma": {"value": 30.0, "stderr": 0.0}, "ghg": value, "b_noise": {"value": 30.0, "stderr": 0.0},
+                "precond_trace_h_sigma": {"value": 12.0, "stderr": 0.0}, "precond_ghg": value,
+                "precond_b_noise": {"value": 12.0, "stderr": 0.0}}
+
+    result = run_sweep(task, config, tmp_path, noise_measure=measure, show_progress=False)
+    assert seen and len(seen) <= 3 * len(config.batch_sizes)
+    for tkey in ("0.6", "0.4"):
+        pred = result.noise["targets"][tkey]
+        assert pred["b_noise"]["value"] == pytest.approx(30.0)
+        assert pred["b_noise_precond"]["value"] == pytest.approx(12.0)
+    rows = runner_module.prediction_table(result.to_dict())
+    assert {r["target"] for r in rows} == set(result.fits)
+    for r in rows:
+        assert r["b_noise_precond_ratio"] == pytest.approx(12.0 / r["b_crit"])
+
+
+def test_checkpoint_thinning_keeps_a_bounded_geometric_set():
+    checkpoints = {}
+    for step in range(0, 5000):
+        checkpoints[step] = {}
+        runner_module._thin_checkpoints(checkpoints, 20)
+    keys = sorted(checkpoints)
+    assert len(keys) == 20 and keys[0] == 0 and keys[-1] == 4999
+    ratios = [(b + 1) / (a + 1) for a, b in zip(keys[1:], keys[2:])]
+    assert max(ratios) < 2.5 * min(ratios)  # roughly evenly spread in log(step)
+
+
+def test_pick_checkpoints_spreads_over_the_run():
+    available = sorted({round(1.15 ** k) for k in range(60)})
+    picked = runner_module._pick_checkpoints(available, 0, 1000, 6)
+    assert len(picked) == 6 and picked[-1] <= 1000
+    assert picked[-1] >= 800 and picked[0] <= 60
+
+
+def test_steps_rising_with_batch_are_flagged():
+    # the digits MLP's hardest held-out target: large batches need more steps (overfitting), which S(B) cannot fit
+    rising = runner_module.steps_rise_with_batch([4, 16, 64, 128, 256, 512], [462, 206, 70, 65, 82, 87])
+    assert rising.startswith("B=256: 82 steps vs 65 at B=128") and "B=512: 87" in rising and "B=128:" not in rising
+    assert runner_module.steps_rise_with_batch([4, 16, 64, 256], [400, 120, 60, 62]) == ""

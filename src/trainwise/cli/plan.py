@@ -13,7 +13,7 @@ HELP = "recommend a batch size and learning rate, with the steps/data/time trade
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="source", metavar="FILE",
                         help="noise.jsonl (monitor log) or measure.json (trainwise measure --json), or a directory holding one")
-    parser.add_argument("--window", metavar="FIRST:LAST", help="steps of noise.jsonl to average (default: after the first 10%%)")
+    parser.add_argument("--window", metavar="FIRST:LAST", help="steps of noise.jsonl to average (default: every measured step)")
     parser.add_argument("--params", metavar="N", help="model parameters (non-embedding), e.g. 350M")
     parser.add_argument("--tokens", metavar="D", help="token budget, e.g. 20B")
     parser.add_argument("--compute", metavar="C", help="compute budget in FLOPs, e.g. 1e21 (gives D = C/6N)")

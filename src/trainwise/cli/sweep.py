@@ -64,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-examples", type=int, help="example cap per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-hessian", action="store_true", help="skip the B_noise measurement at checkpoints")
+    parser.add_argument("--probe-rounds", type=int, default=16,
+                        help="B_noise: batches of 64 examples per checkpoint reading (more: less noise, proportionally slower)")
+    parser.add_argument("--probe-checkpoints", type=int, default=8,
+                        help="B_noise: checkpoints read per batch size's tuned run")
     parser.add_argument("--noise-source", choices=["auto", "monitor", "halves"], default="auto",
                         help="per-step noise: NoiseScaleMonitor per-example norms (monitor) or two half-batches (halves); "
                         "auto = monitor when trainwise.noise is installed")
@@ -121,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
         lr_rule=args.lr_rule, base_lr=args.base_lr, base_batch=args.base_batch,
         lr_factors=_floats(args.lr_factors, "--lr-factors"), lrs=_floats(args.lrs, "--lrs") if args.lrs else None,
         optimizer=args.optimizer, max_steps=args.max_steps, max_examples=args.max_examples, seed=args.seed,
-        noise_source=_noise_source(args.noise_source))
-    measure = None if args.no_hessian else default_noise_measure()
+        noise_source=_noise_source(args.noise_source), noise_checkpoints=args.probe_checkpoints)
+    if args.probe_rounds < 1 or args.probe_checkpoints < 1:
+        raise ValueError(f"--probe-rounds and --probe-checkpoints must be >= 1, got {args.probe_rounds}, {args.probe_checkpoints}")
+    measure = None if args.no_hessian else default_noise_measure(rounds=args.probe_rounds)
     if measure is None and not args.no_hessian:
         log("note: trainwise.noise is not available, so B_noise is not measured (B_simple still is)")
     result = run_sweep(task, config, out, noise_measure=measure, log=log)
@@ -153,6 +159,8 @@ def _noise_source(choice: str) -> str:
 
 
 def format_sweep(data: dict) -> str:
+    from trainwise.sweep.runner import PREDICTOR_LABELS, PREDICTORS, prediction_table
+
     lines = ["steps to target (min over the LR grid):"]
     batch_sizes = data["config"]["batch_sizes"]
     lines.append(f"{'B':>8s} " + " ".join(f"{'L≤' + t:>10s}" for t in data["steps_table"]))
@@ -161,22 +169,19 @@ def format_sweep(data: dict) -> str:
         lines.append(f"{b:>8d} " + " ".join(f"{'-' if c is None else format(c, '.0f'):>10s}" for c in cells))
     lines.append("")
     noise = data["noise"]
-    pred = f"B_simple ≈ {noise['b_simple']['value']:.4g}"
-    if noise["b_noise"]["runs"]:
-        pred += f", B_noise ≈ {noise['b_noise']['value']:.4g}"
-    lines.append(f"{'target':>8s} {'S_min':>9s} {'E_min':>10s} {'B_crit':>16s} {'rms resid':>9s}   noise-scale prediction ({pred})")
+    names = [n for n in PREDICTORS if any(n in r for r in prediction_table(data))]
+    lines.append(f"{'target':>8s} {'S_min':>9s} {'E_min':>10s} {'B_crit':>16s} {'rms resid':>9s}"
+                 + "".join(f" {PREDICTOR_LABELS[n]:>16s} {'ratio':>6s}" for n in names))
+    by_target = {r["target"]: r for r in prediction_table(data)}
     for t, fit in data["fits"].items():
-        ratio = ""
-        if noise["b_noise"]["runs"] and fit["b_crit"] > 0:
-            ratio = f"B_noise/B_crit = {noise['b_noise']['value'] / fit['b_crit']:.2f}, "
-        if fit["b_crit"] > 0 and math.isfinite(noise["b_simple"]["value"]):
-            ratio += f"B_simple/B_crit = {noise['b_simple']['value'] / fit['b_crit']:.2f}"
+        row = by_target.get(t, {})
         lines.append(f"{t:>8s} {fit['s_min']:>9.4g} {fit['e_min']:>10.4g} {fit['b_crit']:>8.4g} ± {fit['b_crit_stderr']:<5.2g} "
-                     f"{fit['rms_relative_residual']:>9.2f}   {ratio}")
-    lines.append(f"(noise: {noise['how']})")
-    lines.append("tuned run per batch size: " + "; ".join(
-        f"B={b}: lr {e['lr']:.3g}, B_simple {(e.get('b_simple') or {}).get('value', math.nan):.4g}"
-        + (f", B_noise {e['b_noise']['value']:.4g}" if e.get("b_noise") else "")
+                     f"{fit['rms_relative_residual']:>9.2f}"
+                     + "".join(f" {row.get(n, math.nan):>16.4g} {row.get(n + '_ratio', math.nan):>6.2f}" for n in names))
+    lines.append(f"(predictions: {noise['how']})")
+    lines.append("tuned run per batch size (lr; per target: B_simple, B_noise): " + "; ".join(
+        f"B={b}: lr {e['lr']:.3g}; " + ", ".join(
+            f"{t}: {v.get('b_simple', math.nan):.3g}, {v.get('b_noise', math.nan):.3g}" for t, v in e.get("targets", {}).items())
         for b, e in noise.get("per_batch_size", {}).items()))
     lines.extend(f"note: {n}" for n in data["notes"])
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import torch
 
 import trainwise
 from trainwise._progress import progress
-from trainwise.noise.estimators import ratio_of_means
+from trainwise.noise.averaging import checkpoint_spans, step_blocks, weighted_mean_with_stderr
 from trainwise.noise.measure import measure_noise_scale
 from trainwise.noise.monitor import NoiseScaleMonitor
 from trainwise.noise.result import Measured
@@ -37,48 +37,61 @@ def _checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, steps, checkpoints)})
 
 
-def _weighted_mean(values: list[Measured]) -> Measured:
-    """Plain mean of readings taken at different points of training, with its propagated error."""
-    values = [v for v in values if v is not None and math.isfinite(v.value) and math.isfinite(v.stderr)]
-    if not values:
+def _s_min_weighted(readings: list[tuple[int, Measured]], batch_size: float | None, first: float, last: float
+                    ) -> Measured:
+    """Checkpoint readings ``(step, value)``, each standing for the steps nearest to it, averaged with the weight
+    ``1/(1 + B̂/B)`` per step (:mod:`trainwise.noise.averaging`); the error is propagated with the same weights."""
+    readings = [(s, v) for s, v in readings if v is not None and math.isfinite(v.value) and math.isfinite(v.stderr)]
+    if not readings:
         return Measured(math.nan, math.nan, 0)
-    mean = float(np.mean([v.value for v in values]))
-    stderr = float(math.sqrt(sum(v.stderr**2 for v in values)) / len(values))
-    return Measured(mean, stderr, len(values))
+    batch = batch_size if batch_size and batch_size > 0 else math.inf
+    spans = checkpoint_spans([(float(s), v.value, 1.0) for s, v in readings], first_step=first)
+    weights = []
+    for span, (_, v) in zip(spans, readings):
+        end = last if span is spans[-1] else span.end
+        weights.append(max(end - span.start, 0.0) / (1.0 + max(v.value, 0.0) / batch))
+    total = sum(weights)
+    if total <= 0:  # a single reading, or all at one step
+        weights, total = [1.0] * len(readings), float(len(readings))
+    mean = sum(w * v.value for w, (_, v) in zip(weights, readings)) / total
+    stderr = math.sqrt(sum((w * v.stderr) ** 2 for w, (_, v) in zip(weights, readings))) / total
+    return Measured(float(mean), float(stderr), len(readings))
 
 
-def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_initial: bool = True) -> dict:
+def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_initial: bool = True,
+                          batch_size: float | None = None) -> dict:
     """Average the checkpoint readings over a window (all but the initialisation by default).
 
-    The noise scale at initialisation is atypical (McCandlish et al. report start and average
-    separately), so the window starts at the first checkpoint after step 0 when there is one.
+    The noise scale at initialisation is atypical (McCandlish et al. report start and average separately), so
+    the window starts at the first checkpoint after step 0 when there is one. Each reading stands for the steps
+    nearest to it and steps are weighted by ``1/(1 + B̂/B)`` with ``B`` the run's ``batch_size``
+    (:mod:`trainwise.noise.averaging`: the average that predicts ``B_crit``).
     """
     window = [c for c in checkpoints if not (skip_initial and c["step"] == 0)] or checkpoints
+    first = float(checkpoints[0]["step"]) if checkpoints else 0.0
+    last = float(window[-1]["step"]) if window else 0.0
     summary: dict[str, Any] = {
         "window": {
             "first_step": window[0]["step"] if window else None,
             "last_step": window[-1]["step"] if window else None,
             "checkpoints": len(window),
+            "how": "checkpoint readings, each standing for the steps nearest to it, steps weighted by 1/(1 + B̂/B)",
         }
     }
     for name in ("b_simple", "b_noise", "eps_max"):
-        readings = [Measured(c[name]["value"], c[name]["stderr"], c[name].get("n", 0)) for c in window if c.get(name) and c[name]["value"] is not None]
-        summary[name] = _weighted_mean(readings).to_dict()
-        pre = [c["precond"][name] for c in window if c.get("precond") and c["precond"].get(name)]
-        pre = [Measured(r["value"], r["stderr"], r.get("n", 0)) for r in pre if r["value"] is not None]
+        readings = [(c["step"], Measured(c[name]["value"], c[name]["stderr"], c[name].get("n", 0))) for c in window
+                    if c.get(name) and c[name]["value"] is not None]
+        # ε_max is not a batch size: it gets the steps' weights of no batch (a plain step average)
+        summary[name] = _s_min_weighted(readings, batch_size if name != "eps_max" else None, first, last).to_dict()
+        pre = [(c["step"], c["precond"][name]) for c in window if c.get("precond") and c["precond"].get(name)]
+        pre = [(s, Measured(r["value"], r["stderr"], r.get("n", 0))) for s, r in pre if r["value"] is not None]
         if pre:
-            summary[f"{name}_precond"] = _weighted_mean(pre).to_dict()
-    if window:
-        first, last = window[0]["step"], window[-1]["step"]
-        steps = [r for r in history if first <= r["step"] <= last] or history
-    else:
-        steps = history
+            summary[f"{name}_precond"] = _s_min_weighted(pre, batch_size if name != "eps_max" else None, first, last).to_dict()
+    steps = [r for r in history if first < r["step"] <= last] or history
     if steps:
-        # ratio of the window means of the unbiased single-step estimates (steps are autocorrelated
-        # through training, so this standard error is a lower bound)
-        summary["b_simple_monitor"] = ratio_of_means(
-            [r["trace_sigma"] for r in steps], [r["grad_sq_norm"] for r in steps]
-        ).to_dict()
+        blocks = step_blocks([r["step"] for r in steps], [r["grad_sq_norm"] for r in steps],
+                             [r["trace_sigma"] for r in steps])
+        summary["b_simple_monitor"] = weighted_mean_with_stderr(blocks, batch_size, steps[0]["step"] - 1, steps[-1]["step"])
         summary["b_simple_monitor"]["steps"] = [steps[0]["step"], steps[-1]["step"]]
     return summary
 
@@ -222,7 +235,7 @@ def run_measurement(
         "meta": {**meta, "seconds": elapsed, "final_loss": checkpoint_rows[-1]["loss"] if checkpoint_rows else task.eval_loss(model),
                  "skipped_steps": monitor.skipped},
         "checkpoints": checkpoint_rows,
-        "summary": summarize_checkpoints(checkpoint_rows, monitor.history),
+        "summary": summarize_checkpoints(checkpoint_rows, monitor.history, batch_size=batch_size),
         "steps": [{k: r.get(k) for k in ("step", "examples", "loss", "lr", "temperature", "b_simple", "grad_sq_norm", "trace_sigma")}
                   | ({"b_simple_precond": r["precond"]["b_simple"]} if "precond" in r else {})
                   for r in monitor.history],

@@ -184,22 +184,26 @@ def _section_sweep(result: dict) -> str:
            f"<p class='src'>batch sizes {cfg['batch_sizes']}, targets {cfg['targets']}, LR "
            + (f"grid {cfg['lrs']}" if cfg.get("lrs") else f"rule {cfg['lr_rule']} × {cfg['lr_factors']}")
            + f", step cap {cfg['max_steps']}</p>"]
+    from trainwise.sweep.runner import PREDICTOR_LABELS, PREDICTORS, prediction_table
+
+    table = prediction_table(data)
+    names = [n for n in PREDICTORS if any(n in r for r in table)]
+    labels = PREDICTOR_LABELS
+    by_target = {r["target"]: r for r in table}
     rows = []
     for t, fit in data["fits"].items():
-        rows.append([t, fit["s_min"], fit["e_min"], fit["b_crit"], fit["b_crit_stderr"], fit["n_points"],
-                     noise["b_simple"]["value"] / fit["b_crit"] if fit["b_crit"] > 0 else None,
-                     noise["b_noise"]["value"] / fit["b_crit"] if fit["b_crit"] > 0 and noise["b_noise"]["runs"] else None])
-    out.append(_table(["target", "S_min", "E_min", "B_crit", "± stderr", "batch sizes", "B_simple / B_crit", "B_noise / B_crit"], rows))
-    out.append(f"<p>Noise-scale prediction: B_simple ≈ {_num(noise['b_simple']['value'])}"
-               + (f", B_noise ≈ {_num(noise['b_noise']['value'])}" if noise["b_noise"]["runs"] else "")
-               + f" <span class='src'>({html.escape(noise['how'])})</span></p>")
+        row = by_target.get(t, {})
+        rows.append([t, fit["s_min"], fit["e_min"], fit["b_crit"], fit["b_crit_stderr"], fit["n_points"]]
+                    + [x for n in names for x in (row.get(n), row.get(n + "_ratio"))])
+    out.append(_table(["target", "S_min", "E_min", "B_crit", "± stderr", "batch sizes"]
+                      + [x for n in names for x in (f"{labels[n]} (pred.)", "/ B_crit")], rows))
+    out.append(f"<p class='src'>Predictions: {html.escape(noise['how'])}</p>")
     per_batch = noise.get("per_batch_size", {})
     if per_batch:
+        targets = list(data["fits"]) or [str(t) for t in cfg["targets"]]
         out.append("<h3>Tuned run per batch size</h3>")
-        out.append(_table(["batch", "best lr", "B_simple (window)", "± stderr", "B_noise (checkpoints)", "window steps"],
-                          [[int(b), e["lr"], (e.get("b_simple") or {}).get("value"), (e.get("b_simple") or {}).get("stderr"),
-                            (e.get("b_noise") or {}).get("value"),
-                            f"{(e.get('window') or {}).get('first_step')}–{(e.get('window') or {}).get('last_step')}"]
+        out.append(_table(["batch", "best lr"] + [f"{labels[n]} to {t}" for t in targets for n in names],
+                          [[int(b), e["lr"]] + [e.get("targets", {}).get(t, {}).get(n) for t in targets for n in names]
                            for b, e in per_batch.items()]))
     out.append(_plot(result, "steps_plot", plot_sweep_steps))
     out.append(_plot(result, "tradeoff_plot", plot_sweep_tradeoff))

@@ -9,10 +9,14 @@ Procedure (McCandlish et al. 2018, §3; Shallue et al. 2018):
    minimised over the learning-rate grid; ``E_t(B) = B·S_t(B)``.
 3. Per target, fit ``S = S_min + E_min/B`` (:func:`trainwise.sweep.fit.fit_tradeoff`), so
    ``B_crit = E_min/S_min`` with its standard error.
-4. During every run the gradient noise is read for free from two micro-batches of each step
-   (``B_small = B/2``, ``B_big = B``; SCIENCE.md §1): per-step unbiased ``|G|²`` and ``tr(Σ)``, averaged over a
-   window of the run and divided, gives ``B_simple``. At a few checkpoints of each batch size's tuned run,
-   an optional Hessian measurement hook gives ``B_noise`` averaged the same way.
+4. During every run the gradient noise is read for free: per-step unbiased ``|G|²`` and ``tr(Σ)`` from two
+   micro-batches of each step (``B_small = B/2``, ``B_big = B``; SCIENCE.md §1) or from per-example norms. At a
+   few checkpoints of each batch size's tuned run an optional Hessian hook gives ``tr(HΣ)`` and ``GᵀHG`` (and,
+   for Adam, the same for the preconditioned update, from the optimizer state saved with the checkpoint).
+5. The prediction per target: each tuned run's ``B_simple`` and ``B_noise`` averaged over its steps to that
+   target, each step weighted by ``1/(1 + B̂/B)`` (:mod:`trainwise.noise.averaging`: ``B_crit = E_min/S_min`` is
+   the mean noise scale over the steps of the infinite-batch path), then the geometric mean over the
+   noise-dominated tuned runs.
 
 State is written to ``<out>/sweep_state.json`` after every finished run (atomically), so an interrupted
 sweep resumes where it stopped: finished runs are not repeated.
@@ -20,6 +24,8 @@ sweep resumes where it stopped: finished runs are not repeated.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
 import math
 import os
@@ -30,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from trainwise.noise.averaging import Span, checkpoint_spans, s_min_weighted_mean, step_blocks
 from trainwise.sweep.fit import TradeoffFit, fit_tradeoff
 from trainwise.tasks.base import Task
 
@@ -41,6 +48,9 @@ __all__ = [
     "train_to_targets",
     "lr_for_rule",
     "noise_window_average",
+    "prediction_table",
+    "steps_rise_with_batch",
+    "PREDICTORS",
     "NoiseMeasure",
 ]
 
@@ -85,8 +95,8 @@ class SweepConfig:
     max_examples: int | None = None
     eval_growth: float = 1.05
     seed: int = 0
-    noise_window: tuple[float, float] = (0.1, 1.0)
-    noise_checkpoints: int = 4
+    noise_window: tuple[float, float] = (0.0, 1.0)
+    noise_checkpoints: int = 8
     noise_source: str = "halves"
     task_kwargs: dict = field(default_factory=dict)
 
@@ -107,6 +117,8 @@ class SweepConfig:
             raise ValueError("lr_rule 'grid' needs an explicit list of learning rates (lrs)")
         if any(not (f > 0) for f in self.lr_factors):
             raise ValueError(f"lr_factors must be positive, got {self.lr_factors!r}")
+        if self.noise_checkpoints < 1:
+            raise ValueError(f"noise_checkpoints must be >= 1, got {self.noise_checkpoints!r}")
         if self.noise_source not in ("halves", "monitor"):
             raise ValueError(f"noise_source must be 'halves' or 'monitor', got {self.noise_source!r}")
         if self.max_steps < 1 or self.eval_growth <= 1.0:
@@ -132,7 +144,7 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SweepConfig":
         data = dict(data)
-        data["noise_window"] = tuple(data.get("noise_window", (0.1, 1.0)))
+        data["noise_window"] = tuple(data.get("noise_window", (0.0, 1.0)))
         return cls(**data)
 
 
@@ -197,6 +209,21 @@ def noise_window_average(
     return out
 
 
+def _snapshot(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
+    """Copies of the model's and the optimizer's state (the optimizer's holds Adam's ``v̂``, the preconditioner)."""
+    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(opt.state_dict())}
+
+
+def _thin_checkpoints(checkpoints: dict[int, dict], max_checkpoints: int) -> None:
+    """Keep at most ``max_checkpoints`` snapshots in memory, roughly geometric in step: while over, drop the
+    interior one whose neighbours are closest in ratio (the first and the newest are always kept)."""
+    while len(checkpoints) > max(max_checkpoints, 3):
+        keys = sorted(checkpoints)
+        drop = min(range(1, len(keys) - 1), key=lambda i: (keys[i + 1] + 1) / (keys[i - 1] + 1))
+        del checkpoints[keys[drop]]
+
+
 def _grad_sq_norm(params: list[torch.Tensor]) -> float:
     return float(sum(float((p.grad.detach().double() ** 2).sum()) for p in params if p.grad is not None))
 
@@ -213,7 +240,8 @@ def train_to_targets(
     seed: int = 0,
     optimizer: str | None = None,
     prune_at: dict[str, float] | None = None,
-    checkpoint_growth: float = 1.25,
+    checkpoint_growth: float = 1.15,
+    max_checkpoints: int = 24,
     plateau_min_steps: int = 100,
     noise_source: str = "halves",
 ) -> tuple[RunResult, dict[int, dict], dict]:
@@ -234,8 +262,8 @@ def train_to_targets(
     with exact per-example gradient norms instead (``B_small = 1``: less noisy, a little slower); the step is
     then one backward pass over the whole batch.
 
-    Returns the result, the model checkpoints
-    (``step -> state_dict``, on a geometric schedule) and the per-step noise trace.
+    Returns the result, the checkpoints (``step -> {"model": state_dict, "optimizer": state_dict}``, on a
+    geometric schedule) and the per-step noise trace.
     """
     targets = sorted(targets, reverse=True)
     generator_seed = seed * 1_000_003 + batch_size
@@ -248,7 +276,7 @@ def train_to_targets(
     eval_steps: list[int] = [0]
     eval_losses: list[float] = [task.eval_loss(model)]
     trace = {"step": [], "grad_sq_norm": [], "trace_sigma": [], "loss": []}
-    checkpoints: dict[int, dict] = {0: {k: v.detach().clone() for k, v in model.state_dict().items()}}
+    checkpoints: dict[int, dict] = {0: _snapshot(model, opt)}
     monitor = None
     if noise_source == "monitor":
         from trainwise.noise import NoiseScaleMonitor
@@ -293,7 +321,8 @@ def train_to_targets(
         trace["loss"].append(train_loss)
         opt.step()
         if step >= next_ckpt:
-            checkpoints[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            checkpoints[step] = _snapshot(model, opt)
+            _thin_checkpoints(checkpoints, max_checkpoints)
             next_ckpt = max(step + 1, math.ceil(step * checkpoint_growth))
         if step >= next_eval or step == max_steps:
             next_eval = max(step + 1, math.ceil(step * eval_growth))
@@ -328,7 +357,7 @@ def train_to_targets(
             break
     if monitor is not None:
         monitor.close()
-    checkpoints.setdefault(step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    checkpoints.setdefault(step, _snapshot(model, opt))
     result = RunResult(
         batch_size=batch_size,
         lr=lr,
@@ -432,9 +461,11 @@ def run_sweep(
 ) -> SweepResult:
     """Run (or resume) the sweep described by ``config`` on ``task``, writing state to ``out_dir``.
 
-    ``noise_measure(model, task, step)`` is called on up to ``config.noise_checkpoints`` checkpoints of each
-    batch size's tuned run, inside the noise window; it returns a dict with ``b_noise``, ``trace_h_sigma`` and
-    ``ghg`` entries (``{"value", "stderr"}``), as :func:`trainwise.noise.measure_noise_scale` gives.
+    ``noise_measure(model, task, step[, optimizer=...])`` is called on up to ``config.noise_checkpoints``
+    checkpoints of each batch size's tuned run; it returns a dict with ``b_noise``, ``trace_h_sigma`` and ``ghg``
+    entries (``{"value", "stderr"}``), as :func:`trainwise.noise.measure_noise_scale` gives, and optionally the
+    same under ``precond_`` for the Adam-preconditioned update. If it takes an ``optimizer`` argument it gets the
+    run's optimizer restored to the checkpoint (Adam's ``v̂`` is the preconditioner).
     """
     from trainwise._progress import progress
 
@@ -465,12 +496,10 @@ def run_sweep(
         result.noise = noise_window_average(trace["step"], trace["grad_sq_norm"], trace["trace_sigma"], lo * last, hi * last)
         result.noise["source"] = ("NoiseScaleMonitor, per-example gradient norms (B_small = 1)" if config.noise_source == "monitor"
                                   else "two micro-batches per step (B_small = B/2)")
-        # keep a few checkpoints inside the window for the Hessian measurement
-        inside = [s for s in sorted(checkpoints) if lo * last <= s <= hi * last and s > 0]
-        if len(inside) > config.noise_checkpoints:
-            idx = [round(i * (len(inside) - 1) / (config.noise_checkpoints - 1)) for i in range(config.noise_checkpoints)] \
-                if config.noise_checkpoints > 1 else [len(inside) - 1]
-            inside = [inside[i] for i in sorted(set(idx))]
+        # per-step estimates in short blocks, for the per-target S_min-weighted averages (sweep/averaging.py)
+        result.noise["blocks"] = [b.to_list() for b in step_blocks(trace["step"], trace["grad_sq_norm"], trace["trace_sigma"])]
+        # keep a few checkpoints over the run for the Hessian measurement
+        inside = _pick_checkpoints(sorted(checkpoints), lo * last, hi * last, config.noise_checkpoints)
         ckpt_dir = out / "checkpoints" / _key(batch_size, lr)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         for s in inside:
@@ -492,6 +521,30 @@ def run_sweep(
     return summarize(config, runs, state.get("noise_probes", {}), out)
 
 
+def _pick_checkpoints(available: list[int], first: float, last: float, count: int) -> list[int]:
+    """Up to ``count`` of the available checkpoint steps in ``[first, last]``, nearest to the quadratically spaced
+    steps ``first + (last − first)·(i/count)²``: denser early, where the noise scale changes fastest, while each
+    still stands for a fair share of the steps."""
+    inside = [s for s in available if first <= s <= last and s > 0]
+    if len(inside) <= count:
+        return inside
+    chosen: list[int] = []
+    for i in range(1, count + 1):
+        want = first + (last - first) * (i / count) ** 2
+        best = min((s for s in inside if s not in chosen), key=lambda s: abs(s - want), default=None)
+        if best is not None:
+            chosen.append(best)
+    return sorted(chosen)
+
+
+def _accepts_optimizer(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "optimizer" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _probe_tuned(task, config, runs, state, batch_size, out, noise_measure, state_path) -> None:
     key = _tuned_key(runs, batch_size, config.targets)
     if key is None or key in state["noise_probes"]:
@@ -499,12 +552,20 @@ def _probe_tuned(task, config, runs, state, batch_size, out, noise_measure, stat
     run = runs[key]
     readings = []
     model = task.make_model(seed=config.seed)
+    pass_optimizer = _accepts_optimizer(noise_measure)
     for s in run.checkpoint_steps:
         path = out / "checkpoints" / key / f"step{s}.pt"
         if not path.exists():
             continue
-        model.load_state_dict(torch.load(path, weights_only=True))
-        reading = noise_measure(model, task, s)
+        saved = torch.load(path, weights_only=True)
+        if set(saved) == {"model", "optimizer"}:
+            model.load_state_dict(saved["model"])
+            optimizer = task.make_optimizer(model, lr=run.lr, name=config.optimizer)
+            optimizer.load_state_dict(saved["optimizer"])
+        else:  # a checkpoint written before optimizer states were kept
+            model.load_state_dict(saved)
+            optimizer = None
+        reading = noise_measure(model, task, s, optimizer=optimizer) if pass_optimizer else noise_measure(model, task, s)
         reading = {k: v for k, v in reading.items() if isinstance(v, (dict, float, int))}
         reading["step"] = s
         readings.append(reading)
@@ -522,18 +583,43 @@ def _mean_stderr(values: list[float]) -> dict[str, float]:
     return {"value": float(arr.mean()), "stderr": stderr, "n": int(arr.size)}
 
 
-def _b_noise_from_probes(readings: list[dict]) -> dict[str, Any]:
-    """``B_noise`` over checkpoints: mean ``tr(HΣ)`` over mean ``GᵀHG`` (ratio of averages)."""
-    ths = [r["trace_h_sigma"]["value"] for r in readings if isinstance(r.get("trace_h_sigma"), dict)]
-    ghg = [r["ghg"]["value"] for r in readings if isinstance(r.get("ghg"), dict)]
-    single = [r["b_noise"]["value"] for r in readings if isinstance(r.get("b_noise"), dict)]
-    if ths and ghg and len(ths) == len(ghg) and sum(ghg) > 0:
-        value = sum(ths) / sum(ghg)
-        spread = _mean_stderr(single)
-        return {"value": value, "stderr": spread["stderr"], "checkpoints": len(ths), "steps": [r["step"] for r in readings]}
+def _b_noise_from_probes(readings: list[dict], prefix: str = "") -> dict[str, Any]:
+    """``B_noise`` over checkpoints, pooled: mean ``tr(HΣ)`` over mean ``GᵀHG`` (ratio of averages)."""
+    ths = [r[prefix + "trace_h_sigma"]["value"] for r in readings if isinstance(r.get(prefix + "trace_h_sigma"), dict)]
+    ghg = [r[prefix + "ghg"]["value"] for r in readings if isinstance(r.get(prefix + "ghg"), dict)]
+    single = [r[prefix + "b_noise"]["value"] for r in readings if isinstance(r.get(prefix + "b_noise"), dict)]
     spread = _mean_stderr(single)
+    if ths and ghg and len(ths) == len(ghg) and sum(ghg) > 0:
+        return {"value": sum(ths) / sum(ghg), "stderr": spread["stderr"], "checkpoints": len(ths),
+                "steps": [r["step"] for r in readings]}
     return {"value": spread["value"], "stderr": spread["stderr"], "checkpoints": spread["n"],
             "steps": [r["step"] for r in readings]}
+
+
+def _probe_spans(readings: list[dict], prefix: str = "") -> list[Span]:
+    rows = [(float(r["step"]), r[prefix + "trace_h_sigma"]["value"], r[prefix + "ghg"]["value"]) for r in readings
+            if isinstance(r.get(prefix + "trace_h_sigma"), dict) and isinstance(r.get(prefix + "ghg"), dict)]
+    return checkpoint_spans(rows)
+
+
+#: the noise-scale readings a sweep predicts B_crit from: name -> (what, where the spans come from)
+PREDICTORS = {
+    "b_simple": "B_simple = tr(Σ)/|G|², per-step estimates during training",
+    "b_noise": "B_noise = tr(HΣ)/GᵀHG, Hessian-vector products at checkpoints",
+    "b_noise_precond": "B_noise of the Adam-preconditioned update P⁻¹g, at checkpoints",
+}
+
+
+#: short column labels for the predictors
+PREDICTOR_LABELS = {"b_simple": "B_simple", "b_noise": "B_noise", "b_noise_precond": "B_noise(Adam P)"}
+
+
+def _run_spans(run: RunResult, probes: list[dict] | None) -> dict[str, list[Span]]:
+    spans = {"b_simple": [Span.from_list(row) for row in run.noise.get("blocks", [])]}
+    if probes:
+        spans["b_noise"] = _probe_spans(probes)
+        spans["b_noise_precond"] = _probe_spans(probes, "precond_")
+    return spans
 
 
 def summarize(config: SweepConfig, runs: dict[str, RunResult], noise_probes: dict[str, list[dict]],
@@ -562,58 +648,118 @@ def summarize(config: SweepConfig, runs: dict[str, RunResult], noise_probes: dic
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 fits[tkey] = fit_tradeoff(batch, [row[b] for b in batch], target=target)
+            rising = steps_rise_with_batch(batch, [row[b] for b in batch])
+            if rising:
+                fits[tkey].warnings.append(
+                    f"steps to this target rise with the batch size ({rising}); the trade-off S = S_min + E_min/B "
+                    "cannot do that, so reaching it is limited by something else (overfitting, a plateau, an "
+                    "under-tuned learning rate) and its B_crit is not a noise-scale quantity")
             notes.extend(f"target {tkey}: {w}" for w in fits[tkey].warnings)
         else:
             notes.append(f"target {tkey}: reached at fewer than two batch sizes, no fit")
     tuned: dict[int, str] = {}
     per_batch: dict[str, dict] = {}
+    lo, hi = config.noise_window
     for b in config.batch_sizes:
         key = _tuned_key(runs, b, config.targets)
         if key is None:
             continue
         tuned[b] = key
+        run = runs[key]
         grid = sorted(r.lr for r in runs.values() if r.batch_size == b)
-        if len(grid) > 1 and runs[key].lr in (grid[0], grid[-1]):
-            edge = "smallest" if runs[key].lr == grid[0] else "largest"
-            notes.append(f"B={b}: the best learning rate {runs[key].lr:.3g} is the {edge} of the grid; "
+        if len(grid) > 1 and run.lr in (grid[0], grid[-1]):
+            edge = "smallest" if run.lr == grid[0] else "largest"
+            notes.append(f"B={b}: the best learning rate {run.lr:.3g} is the {edge} of the grid; "
                          "widen the grid (--lr-factors) to be sure it is tuned")
-        entry = {"run": key, "lr": runs[key].lr, "b_simple": runs[key].noise.get("b_simple"),
-                 "window": runs[key].noise.get("window")}
-        if key in noise_probes and noise_probes[key]:
-            entry["b_noise"] = _b_noise_from_probes(noise_probes[key])
+        entry: dict[str, Any] = {"run": key, "lr": run.lr, "b_simple_pooled": run.noise.get("b_simple"),
+                                 "window": run.noise.get("window"), "targets": {}}
+        probes = noise_probes.get(key) or None
+        if probes:
+            entry["b_noise_pooled"] = _b_noise_from_probes(probes)
+        spans = _run_spans(run, probes)
+        for target in config.targets:
+            tkey = _target_key(target)
+            reached = run.steps_to_target.get(tkey)
+            if reached is None:
+                continue
+            row: dict[str, Any] = {"steps": reached}
+            for name, name_spans in spans.items():
+                if name_spans:
+                    avg = s_min_weighted_mean(name_spans, b, lo * reached, hi * reached)
+                    if math.isfinite(avg["value"]):
+                        row[name] = avg["value"]
+                        row[name + "_unweighted"] = avg["unweighted"]
+            entry["targets"][tkey] = row
         per_batch[str(b)] = entry
-    # The prediction: geometric mean over the tuned runs that are noise-dominated, B <= their own B_simple.
-    # A run at a batch far above its noise scale is a low-noise path (low temperature ε/B), whose noise scale
-    # reads high (SCIENCE.md §1); the plan warns about the same condition in a user's log.
-    def _value(entry: dict, name: str) -> float | None:
-        est = entry.get(name)
-        if isinstance(est, dict) and est.get("value") is not None and math.isfinite(est["value"]) and est["value"] > 0:
-            return float(est["value"])
-        return None
 
-    def geo(name: str, batches: list[str]) -> dict[str, Any]:
-        vals = [v for b in batches if (v := _value(per_batch[b], name)) is not None]
-        if not vals:
+    # The prediction per target: geometric mean over the tuned runs that reached it and are noise-dominated
+    # (B <= their own B_simple for that target). A run at a batch far above its noise scale is a low-noise path
+    # (low temperature ε/B), whose noise scale reads high (SCIENCE.md §1); the plan warns about the same.
+    def geo(tkey: str, name: str, batches: list[str]) -> dict[str, Any]:
+        pairs = [(int(b), per_batch[b]["targets"][tkey][name]) for b in batches
+                 if name in per_batch[b]["targets"].get(tkey, {}) and per_batch[b]["targets"][tkey][name] > 0]
+        if not pairs:
             return {"value": math.nan, "spread": math.nan, "runs": 0, "batch_sizes": []}
-        logs = np.log(vals)
-        return {"value": float(np.exp(logs.mean())), "spread": float(np.exp(logs.std())) if len(vals) > 1 else math.nan,
-                "runs": len(vals), "batch_sizes": [int(b) for b in batches if _value(per_batch[b], name) is not None]}
+        logs = np.log([v for _, v in pairs])
+        return {"value": float(np.exp(logs.mean())), "spread": float(np.exp(logs.std())) if len(pairs) > 1 else math.nan,
+                "runs": len(pairs), "batch_sizes": [b for b, _ in pairs]}
 
-    everything = list(per_batch)
-    noise_dominated = [b for b in everything if (v := _value(per_batch[b], "b_simple")) is not None and int(b) <= v]
-    chosen = noise_dominated or everything
+    per_target: dict[str, dict] = {}
+    for target in config.targets:
+        tkey = _target_key(target)
+        everything = [b for b in per_batch if tkey in per_batch[b]["targets"]]
+        noise_dominated = [b for b in everything if int(b) <= per_batch[b]["targets"][tkey].get("b_simple", 0.0)]
+        chosen = noise_dominated or everything
+        per_target[tkey] = {name: geo(tkey, name, chosen) for name in PREDICTORS}
+        per_target[tkey].update({name + "_all_runs": geo(tkey, name, everything) for name in PREDICTORS})
+        per_target[tkey]["batch_sizes"] = [int(b) for b in chosen]
+        per_target[tkey]["noise_dominated"] = bool(noise_dominated)
+    hardest = next((t for t in reversed(list(per_target)) if per_target[t]["b_simple"]["runs"]), None)
+    empty = {"value": math.nan, "spread": math.nan, "runs": 0, "batch_sizes": []}
     noise = {
         "per_batch_size": per_batch,
-        "b_simple": geo("b_simple", chosen),
-        "b_noise": geo("b_noise", chosen),
-        "b_simple_all_runs": geo("b_simple", everything),
-        "b_noise_all_runs": geo("b_noise", everything),
-        "how": "each tuned run (best LR per batch size) averaged over the window "
-        f"{config.noise_window[0]:.0%}-{config.noise_window[1]:.0%} of its steps to the hardest target reached; "
-        "geometric mean over the tuned runs with B <= their own B_simple (noise-dominated; "
-        f"batch sizes {[int(b) for b in chosen]})" + ("" if noise_dominated else " — none qualified, so all runs"),
+        "targets": per_target,
+        "hardest_target": hardest,
+        **{name: (per_target[hardest][name] if hardest else dict(empty)) for name in PREDICTORS},
+        "how": "per target, each tuned run (best LR per batch size) is averaged over its steps "
+        f"{lo:.0%}-{hi:.0%} of the way to that target, each step weighted by 1/(1 + B̂/B) (the steps of the "
+        "infinite-batch path: B_crit = E_min/S_min is the mean noise scale over them); geometric mean over the "
+        "tuned runs with B <= their own B_simple (noise-dominated), or all runs if none qualifies",
+        "predictors": PREDICTORS,
     }
     result = SweepResult(config, runs, tuned, fits, steps_table, noise, notes)
     if out_dir is not None:
         _write_json_atomic(Path(out_dir) / RESULT_FILE, result.to_dict())
     return result
+
+
+def steps_rise_with_batch(batch_sizes: Sequence[float], steps: Sequence[float], tolerance: float = 0.15) -> str:
+    """A description of where steps-to-target grow with the batch size by more than ``tolerance`` over the fewest
+    steps any smaller batch needed (``""`` when they never do). Noise in the step counts is a few percent; the
+    default tolerance leaves room for it."""
+    pairs = sorted(zip(batch_sizes, steps))
+    best_b, best_s = pairs[0]
+    worse = []
+    for b, s in pairs[1:]:
+        if s > (1.0 + tolerance) * best_s:
+            worse.append(f"B={b:g}: {s:.3g} steps vs {best_s:.3g} at B={best_b:g}")
+        if s < best_s:
+            best_b, best_s = b, s
+    return "; ".join(worse)
+
+
+def prediction_table(data: dict) -> list[dict[str, Any]]:
+    """Rows per fitted target from a ``sweep.json`` dict: the measured ``B_crit`` (± stderr) and, for each
+    predictor of :data:`PREDICTORS` that has readings, its value and its ratio to ``B_crit``."""
+    rows = []
+    per_target = data.get("noise", {}).get("targets", {})
+    for tkey, fit in data.get("fits", {}).items():
+        row: dict[str, Any] = {"target": tkey, "b_crit": fit["b_crit"], "b_crit_stderr": fit["b_crit_stderr"]}
+        for name in PREDICTORS:
+            est = per_target.get(tkey, {}).get(name, {})
+            value = est.get("value")
+            if est.get("runs") and value is not None and math.isfinite(value):
+                row[name] = value
+                row[name + "_ratio"] = value / fit["b_crit"] if fit["b_crit"] > 0 else math.nan
+        rows.append(row)
+    return rows
