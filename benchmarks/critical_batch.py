@@ -1,19 +1,23 @@
 """Critical batch size: measured by a sweep vs predicted by the noise scale, on three real tasks.
 
-For each task (digits MLP, character GPT, teacher–student) this runs ``trainwise sweep`` (train to several
-target losses at a geometric range of batch sizes, LR tuned over a small grid per batch size, fit
-``S = S_min(1 + B_crit/B)`` per target) and prints the measured ``B_crit`` beside the predictions ``B_simple``
-(from the per-step noise of the tuned runs) and ``B_noise`` (Hessian readings at checkpoints of the tuned runs),
-with the ratio predicted/measured. McCandlish et al. found ``B_simple`` 2–5× above ``B_crit``; the goal is
-``B_noise`` within 2× of it.
+For each setting (digits MLP, teacher–student and character GPT with AdamW; the character GPT again with
+SGD + momentum) this runs ``trainwise sweep``: train to several target losses at a geometric range of batch
+sizes, LR tuned over a small grid per batch size, fit ``S = S_min(1 + B_crit/B)`` per target. It prints the
+measured ``B_crit`` beside the predictions, with the ratio predicted/measured. The predictions are each tuned
+run's noise scale averaged over its steps to the target, weighted by ``1/(1 + B̂/B)``
+(``trainwise.noise.averaging``): ``B_simple`` from per-step per-example norms, ``B_noise`` from Hessian readings
+at checkpoints, and for Adam ``B_noise`` of the preconditioned update. McCandlish et al. found ``B_simple`` 2–5×
+above ``B_crit``; the goal is ``B_noise`` within 2× of it.
 
 It then checks the temperature law (McCandlish et al. §2.3): from one checkpoint, continue at several learning
 rates with the batch fixed and fit the slope of ``log B_simple`` against ``log(lr/B)`` (the paper: about −1).
 
-Results persist in ``runs/bench-critical-batch/`` (each sweep resumes if interrupted).
+Results persist in ``runs/bench-critical-batch/`` (each sweep resumes if interrupted; delete a setting's
+directory after changing its configuration).
 
-    PYTHONPATH=src python benchmarks/critical_batch.py --quick      # ~10 min on one CPU core
-    PYTHONPATH=src python benchmarks/critical_batch.py              # ~30+ min
+    PYTHONPATH=src python benchmarks/critical_batch.py --quick                  # ~10 min on one CPU core
+    PYTHONPATH=src python benchmarks/critical_batch.py --tasks digits-mlp,teacher-student   # ~5 min
+    PYTHONPATH=src python benchmarks/critical_batch.py                          # ~30 min on one core
 """
 
 from __future__ import annotations

@@ -173,4 +173,9 @@ def test_steps_rising_with_batch_are_flagged():
     # the digits MLP's hardest held-out target: large batches need more steps (overfitting), which S(B) cannot fit
     rising = runner_module.steps_rise_with_batch([4, 16, 64, 128, 256, 512], [462, 206, 70, 65, 82, 87])
     assert rising.startswith("B=256: 82 steps vs 65 at B=128") and "B=512: 87" in rising and "B=128:" not in rising
+    # a single bump of a fifth at a few dozen steps is grid scatter (digits' 0.25 target, char-GPT's 2.6)
+    assert runner_module.steps_rise_with_batch([4, 8, 16, 32, 64, 128, 256, 512],
+                                               [217, 131, 49, 36, 28.2, 34.7, 19.6, 14.3]) == ""
     assert runner_module.steps_rise_with_batch([4, 16, 64, 256], [400, 120, 60, 62]) == ""
+    # but one large jump counts
+    assert "B=256" in runner_module.steps_rise_with_batch([4, 16, 64, 256], [400, 120, 60, 95])
