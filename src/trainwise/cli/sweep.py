@@ -179,9 +179,11 @@ def format_sweep(data: dict) -> str:
                      f"{fit['rms_relative_residual']:>9.2f}"
                      + "".join(f" {row.get(n, math.nan):>16.4g} {row.get(n + '_ratio', math.nan):>6.2f}" for n in names))
     lines.append(f"(predictions: {noise['how']})")
-    lines.append("tuned run per batch size (lr; per target: B_simple, B_noise): " + "; ".join(
-        f"B={b}: lr {e['lr']:.3g}; " + ", ".join(
-            f"{t}: {v.get('b_simple', math.nan):.3g}, {v.get('b_noise', math.nan):.3g}" for t, v in e.get("targets", {}).items())
+    def _per_target(v: dict) -> str:
+        return ", ".join(f"{PREDICTOR_LABELS[n]} {v[n]:.3g}" for n in PREDICTORS if n in v)
+
+    lines.append("tuned run per batch size (lr; per target): " + "; ".join(
+        f"B={b}: lr {e['lr']:.3g}; " + "; ".join(f"to {t}: {_per_target(v)}" for t, v in e.get("targets", {}).items())
         for b, e in noise.get("per_batch_size", {}).items()))
     lines.extend(f"note: {n}" for n in data["notes"])
     return "\n".join(lines)

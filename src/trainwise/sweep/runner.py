@@ -509,9 +509,12 @@ def run_sweep(
         state["runs"][_key(batch_size, lr)] = result.to_dict()
         _write_json_atomic(state_path, state)
         if log:
+            # the run's B_simple to the last target it reached, weighted as the predictions are
+            weighted = s_min_weighted_mean([Span.from_list(row) for row in result.noise["blocks"]], batch_size,
+                                           lo * last, hi * last)["value"]
             reached = ", ".join(f"{k}:{'-' if v is None else round(v)}" for k, v in result.steps_to_target.items())
             log(f"B={batch_size:<6d} lr={lr:<9.3g} {result.stopped:<11s} steps to target {reached}  "
-                f"B_simple≈{result.noise['b_simple']['value']:.4g}  ({result.wall_s:.1f}s)")
+                f"B_simple≈{weighted:.4g}  ({result.wall_s:.1f}s)")
         # once every LR of this batch size is done, measure B_noise on the tuned run
         if noise_measure is not None and all(_key(batch_size, x) in runs for x in config.lrs_for(batch_size, task)):
             _probe_tuned(task, config, runs, state, batch_size, out, noise_measure, state_path)
