@@ -115,3 +115,18 @@ def test_jackknife_of_a_plain_mean_is_the_standard_error():
     # delete-one jackknife of a mean = s/sqrt(n)
     assert got["stderr"] == pytest.approx(values.std(ddof=1) / math.sqrt(10), rel=1e-9)
     assert math.isnan(weighted_mean_with_stderr(spans[:2], None, 0.0, 2.0)["stderr"])
+
+
+def test_measure_summary_weights_checkpoints_like_the_sweep():
+    from trainwise.noise.run import summarize_checkpoints
+
+    def reading(value):
+        return {"value": value, "stderr": 10.0, "n": 8}
+
+    checkpoints = [{"step": 0, "b_simple": reading(5.0)}, {"step": 50, "b_simple": reading(100.0)},
+                   {"step": 150, "b_simple": reading(300.0)}]
+    summary = summarize_checkpoints(checkpoints, [], batch_size=100)
+    # step 0 is left out; step 50 stands for steps 0–100 (weight 100/(1 + 1)), step 150 for 100–150 (50/(1 + 3))
+    assert summary["b_simple"]["value"] == pytest.approx((50 * 100 + 12.5 * 300) / 62.5)
+    assert summary["b_simple"]["stderr"] == pytest.approx(math.hypot(50 * 10, 12.5 * 10) / 62.5)
+    assert summarize_checkpoints(checkpoints, [])["b_simple"]["value"] == pytest.approx((100 * 100 + 50 * 300) / 150)

@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["Span", "step_blocks", "checkpoint_spans", "s_min_weighted_mean", "weighted_mean_with_stderr"]
+__all__ = ["Span", "step_blocks", "checkpoint_spans", "span_weights", "s_min_weighted_mean", "weighted_mean_with_stderr"]
 
 
 @dataclass
@@ -126,6 +126,12 @@ def _merge_nonpositive(spans: list[Span]) -> list[Span]:
     return out
 
 
+def span_weights(spans: Sequence[Span], batch_size: float) -> list[float]:
+    """``ℓ/(1 + B̂/B)`` per span: its length in steps times the weight that maps a run at batch ``B`` onto the
+    steps of the infinite-batch path (module docstring; ``B = inf`` gives plain step counts)."""
+    return [span.length / (1.0 + max(span.value, 0.0) / batch_size) for span in spans]
+
+
 def s_min_weighted_mean(spans: Sequence[Span], batch_size: float, first_step: float, last_step: float,
                         stretch_last: bool = True) -> dict[str, float]:
     r"""``Σ w·ℓ·B̂ / Σ w·ℓ`` over the spans clipped to ``[first_step, last_step]``, with ``ℓ`` the span's length in
@@ -148,15 +154,11 @@ def s_min_weighted_mean(spans: Sequence[Span], batch_size: float, first_step: fl
     pooled = _merge_nonpositive(clipped)
     if not pooled or not all(s.denominator > 0 for s in pooled):
         return {"value": math.nan, "steps": 0.0, "spans": len(pooled), "unweighted": math.nan}
-    num = den = plain = length = 0.0
-    for span in pooled:
-        b_hat = max(span.value, 0.0)
-        weight = span.length / (1.0 + b_hat / batch_size)
-        num += weight * b_hat
-        den += weight
-        plain += span.length * b_hat
-        length += span.length
-    return {"value": num / den, "steps": length, "spans": len(pooled), "unweighted": plain / length}
+    weights = span_weights(pooled, batch_size)
+    values = [max(span.value, 0.0) for span in pooled]
+    length = sum(span.length for span in pooled)
+    return {"value": sum(w * v for w, v in zip(weights, values)) / sum(weights), "steps": length,
+            "spans": len(pooled), "unweighted": sum(span.length * v for span, v in zip(pooled, values)) / length}
 
 
 def weighted_mean_with_stderr(spans: Sequence[Span], batch_size: float | None, first_step: float, last_step: float,

@@ -19,7 +19,7 @@ import torch
 
 import trainwise
 from trainwise._progress import progress
-from trainwise.noise.averaging import checkpoint_spans, step_blocks, weighted_mean_with_stderr
+from trainwise.noise.averaging import checkpoint_spans, span_weights, step_blocks, weighted_mean_with_stderr
 from trainwise.noise.measure import measure_noise_scale
 from trainwise.noise.monitor import NoiseScaleMonitor
 from trainwise.noise.result import Measured
@@ -37,19 +37,14 @@ def _checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, steps, checkpoints)})
 
 
-def _s_min_weighted(readings: list[tuple[int, Measured]], batch_size: float | None, first: float, last: float
-                    ) -> Measured:
+def _s_min_weighted(readings: list[tuple[int, Measured]], batch_size: float | None, first: float) -> Measured:
     """Checkpoint readings ``(step, value)``, each standing for the steps nearest to it, averaged with the weight
     ``1/(1 + B̂/B)`` per step (:mod:`trainwise.noise.averaging`); the error is propagated with the same weights."""
     readings = [(s, v) for s, v in readings if v is not None and math.isfinite(v.value) and math.isfinite(v.stderr)]
     if not readings:
         return Measured(math.nan, math.nan, 0)
-    batch = batch_size if batch_size and batch_size > 0 else math.inf
     spans = checkpoint_spans([(float(s), v.value, 1.0) for s, v in readings], first_step=first)
-    weights = []
-    for span, (_, v) in zip(spans, readings):
-        end = last if span is spans[-1] else span.end
-        weights.append(max(end - span.start, 0.0) / (1.0 + max(v.value, 0.0) / batch))
+    weights = span_weights(spans, batch_size if batch_size and batch_size > 0 else math.inf)
     total = sum(weights)
     if total <= 0:  # a single reading, or all at one step
         weights, total = [1.0] * len(readings), float(len(readings))
@@ -82,11 +77,11 @@ def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_ini
         readings = [(c["step"], Measured(c[name]["value"], c[name]["stderr"], c[name].get("n", 0))) for c in window
                     if c.get(name) and c[name]["value"] is not None]
         # ε_max is not a batch size: it gets the steps' weights of no batch (a plain step average)
-        summary[name] = _s_min_weighted(readings, batch_size if name != "eps_max" else None, first, last).to_dict()
+        summary[name] = _s_min_weighted(readings, batch_size if name != "eps_max" else None, first).to_dict()
         pre = [(c["step"], c["precond"][name]) for c in window if c.get("precond") and c["precond"].get(name)]
         pre = [(s, Measured(r["value"], r["stderr"], r.get("n", 0))) for s, r in pre if r["value"] is not None]
         if pre:
-            summary[f"{name}_precond"] = _s_min_weighted(pre, batch_size if name != "eps_max" else None, first, last).to_dict()
+            summary[f"{name}_precond"] = _s_min_weighted(pre, batch_size if name != "eps_max" else None, first).to_dict()
     steps = [r for r in history if first < r["step"] <= last] or history
     if steps:
         blocks = step_blocks([r["step"] for r in steps], [r["grad_sq_norm"] for r in steps],

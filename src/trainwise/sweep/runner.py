@@ -586,11 +586,11 @@ def _mean_stderr(values: list[float]) -> dict[str, float]:
     return {"value": float(arr.mean()), "stderr": stderr, "n": int(arr.size)}
 
 
-def _b_noise_from_probes(readings: list[dict], prefix: str = "") -> dict[str, Any]:
+def _b_noise_from_probes(readings: list[dict]) -> dict[str, Any]:
     """``B_noise`` over checkpoints, pooled: mean ``tr(HΣ)`` over mean ``GᵀHG`` (ratio of averages)."""
-    ths = [r[prefix + "trace_h_sigma"]["value"] for r in readings if isinstance(r.get(prefix + "trace_h_sigma"), dict)]
-    ghg = [r[prefix + "ghg"]["value"] for r in readings if isinstance(r.get(prefix + "ghg"), dict)]
-    single = [r[prefix + "b_noise"]["value"] for r in readings if isinstance(r.get(prefix + "b_noise"), dict)]
+    ths = [r["trace_h_sigma"]["value"] for r in readings if isinstance(r.get("trace_h_sigma"), dict)]
+    ghg = [r["ghg"]["value"] for r in readings if isinstance(r.get("ghg"), dict)]
+    single = [r["b_noise"]["value"] for r in readings if isinstance(r.get("b_noise"), dict)]
     spread = _mean_stderr(single)
     if ths and ghg and len(ths) == len(ghg) and sum(ghg) > 0:
         return {"value": sum(ths) / sum(ghg), "stderr": spread["stderr"], "checkpoints": len(ths),
