@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 COMMAND = "compare-optimizers"
@@ -13,7 +12,7 @@ DEFAULT_OPTIMIZERS = "adamw,sgd-cosine,adamw-cosine,sophiag"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="char-gpt", help="built-in task (char-gpt, digits-mlp); default char-gpt")
+    parser.add_argument("--task", default="char-gpt", help="built-in task (char-gpt, digits-mlp, teacher-student) or your own task file FILE.py; default char-gpt")
     parser.add_argument("--optimizers", default=DEFAULT_OPTIMIZERS,
                         help=f"comma-separated list from adamw, sgd-cosine, adamw-cosine, sophiag (default {DEFAULT_OPTIMIZERS})")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per run (default 300)")
@@ -72,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from trainwise._device import resolve_device
+    from trainwise._io import print_json, write_json
     from trainwise._progress import progress
     from trainwise.optim.compare import OPTIMIZERS, compare_optimizers
-    from trainwise.tasks import get_task
+    from trainwise.tasks import load_task
 
     optimizers = [name.strip() for name in args.optimizers.split(",") if name.strip()]
     if not optimizers:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [name for name in lrs if name not in optimizers]
     if bad:
         raise ValueError(f"--lr names optimizer(s) not being run: {', '.join(map(repr, bad))}")
-    task = get_task(args.task, device=resolve_device(args.device))
+    task = load_task(args.task, device=resolve_device(args.device))
     batch_size = args.batch_size or task.default_batch_size
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -112,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        _plot(results, out / "compare-optimizers.png", task.name)
-        (out / "results.json").write_text(json.dumps(payload, indent=2))
+        write_json(out / "results.json", payload)  # results first: a missing plot extra must not lose them
+        try:
+            _plot(results, out / "compare-optimizers.png", task.name)
+        except ImportError as exc:
+            print(f"trainwise: no plot ({exc})", file=sys.stderr)
     if args.json:
-        json.dump(payload, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(payload)
         return 0
     best = min(r.best_val_loss for r in results)
     print(f"task {task.name}: {args.steps} steps x batch {batch_size} per optimizer (seed {args.seed})")

@@ -10,7 +10,8 @@ HELP = "train a built-in task briefly and measure the gradient noise scale (B_si
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", default="char-gpt", help="built-in task: char-gpt (default), digits-mlp, ...")
+    parser.add_argument("--task", default="char-gpt",
+                        help="built-in task (char-gpt (default), digits-mlp, teacher-student) or your own task file FILE.py")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps to train (default 300)")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch in examples (task default)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (task default)")
@@ -37,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwise._device import resolve_device
-    from trainwise.cli._common import fmt_pm, print_json, table
+    from trainwise._io import print_json, write_json
+    from trainwise.cli._common import fmt_pm, table
     from trainwise.noise.run import run_measurement
-    from trainwise.tasks import get_task
+    from trainwise.tasks import load_task
 
     device = resolve_device(args.device)
-    task = get_task(args.task, device=device)
+    task = load_task(args.task, device=device)
     out = Path(args.out)
     result = run_measurement(
         task, steps=args.steps, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
@@ -50,42 +52,70 @@ def run(args: argparse.Namespace) -> int:
         measure_batch_size=args.measure_batch_size, hessian=not args.no_hessian, unit=args.unit, seed=args.seed,
         out_dir=out, show_progress=not args.quiet, precondition=False if args.no_precondition else None,
     )
-    if not args.no_plot:
+    if not args.no_plot:  # measure.json is already written: a missing plot extra loses nothing
         try:
             from trainwise.report.noise_plot import plot_noise_scale
 
             result["files"]["plot"] = str(plot_noise_scale(result, out / "noise_scale.png"))
+            write_json(out / "measure.json", result)
         except ImportError as exc:
             print(f"trainwise: no plot ({exc})", file=sys.stderr)
-        (out / "measure.json").write_text(__import__("json").dumps(result, indent=1))
     if args.json:
         print_json(result)
         return 0
     meta, summary = result["meta"], result["summary"]
     unit = meta["unit"]
     print(f"trainwise measure — task {meta['task']} ({meta['model_parameters']:,} parameters) on {meta['device']}, "
-          f"batch {meta['batch_size']}, lr {meta['lr']:g}, {meta['optimizer']}, {meta['steps']} steps, "
+          f"batch {meta['batch_size']} examples, lr {meta['lr']:g}, {meta['optimizer']}, {meta['steps']} steps, "
           f"{meta['seconds']:.0f} s")
-    print(f"noise scale in {unit}" + (f" ({meta['tokens_per_example']} tokens per example)" if unit == "tokens" else "")
+    print(f"noise scale in {unit}" + (f" ({meta['tokens_per_example']:g} tokens per example)" if unit == "tokens" else "")
           + f"; each checkpoint averages {meta['rounds']} batches of {meta['measure_batch_size']}; ± is one standard error\n")
     has_precond = any(c.get("precond") for c in result["checkpoints"])
     rows = [
         [c["step"], c["examples"], c["loss"], f"{c['temperature']:.2g}", fmt_pm(c["b_simple"]), fmt_pm(c.get("b_noise")),
-         fmt_pm(c.get("eps_max"))] + ([fmt_pm((c.get("precond") or {}).get("b_noise"))] if has_precond else [])
+         fmt_pm(c.get("eps_max"))] + ([fmt_pm((c.get("precond") or {}).get("b_simple"))] if has_precond else [])
         for c in result["checkpoints"]
     ]
-    print(table(["step", "examples", "loss", "lr/B", "B_simple", "B_noise", "ε_max"] + (["B_noise (Adam P⁻¹g)"] if has_precond else []), rows))
+    print(table(["step", "examples", "loss", "lr/B", f"B_simple ({unit})", f"B_noise ({unit})", "ε_max"]
+                + ([f"B_simple Adam P⁻¹g ({unit})"] if has_precond else []), rows))
+    print("(a reading shown as — is not resolved: its denominator was not measurably positive)")
     w = summary["window"]
-    print(f"\nwindow steps {w['first_step']}–{w['last_step']} ({w['checkpoints']} checkpoints, initialisation excluded):")
-    print(f"  B_noise  = {fmt_pm(summary.get('b_noise'))} {unit}   ← predicts the critical batch (McCandlish et al.: B_crit ≈ B_noise)")
-    print(f"  B_simple = {fmt_pm(summary.get('b_simple'))} {unit}   (Hessian-free; typically 2–5× above B_crit)")
-    print(f"  B_simple from the monitor over steps {summary['b_simple_monitor']['steps'][0]}–{summary['b_simple_monitor']['steps'][1]}"
-          f" = {fmt_pm(summary['b_simple_monitor'])} {unit}")
-    print(f"  ε_max    = {fmt_pm(summary.get('eps_max'))} (optimal SGD step at infinite batch)")
-    if summary.get("b_noise_precond"):
-        print(f"  for the Adam-preconditioned update P⁻¹g: B_noise = {fmt_pm(summary['b_noise_precond'])} {unit}, "
-              f"B_simple = {fmt_pm(summary.get('b_simple_precond'))} {unit}")
+    print(f"\nwindow steps {w['first_step']}–{w['last_step']} ({w['checkpoints']} checkpoints, initialisation excluded; "
+          "steps weighted by 1/(1 + B̂/B)):")
+    names = [("b_simple", "B_simple", "tr(Σ)/|G|², the Hessian-free noise scale"),
+             ("b_noise", "B_noise", "tr(HΣ)/GᵀHG, the paper's predictor of B_crit"),
+             ("b_simple_precond", "B_simple(P)", "of the Adam-preconditioned update P⁻¹g"),
+             ("b_noise_precond", "B_noise(P)", "of the Adam-preconditioned update P⁻¹g")]
+    for key, label, what in names:
+        if key in summary:
+            print(f"  {label:<12s} = {fmt_pm(summary[key])} {unit}   ({what})")
+    monitor = summary.get("b_simple_monitor")
+    if monitor:
+        print(f"  {'B_simple':<12s} = {fmt_pm(monitor)} {unit}   (every training step, from the monitor, steps "
+              f"{monitor['steps'][0]}–{monitor['steps'][1]}; the checkpoints above read fresh batches at a few points)")
+    if summary.get("eps_max"):
+        print(f"  {'ε_max':<12s} = {fmt_pm(summary['eps_max'])}   (best SGD step at infinite batch, |G|²/GᵀHG)")
+    _print_b_crit(out / "measure.json", meta, unit)
     if meta.get("skipped_steps"):
         print(f"  skipped steps: {meta['skipped_steps']}")
     print("\nfiles: " + ", ".join(f"{k}={v}" for k, v in result["files"].items()))
     return 0
+
+
+def _print_b_crit(path, meta: dict, unit: str) -> None:
+    """The critical batch as ``trainwise plan`` will read it: the same reader, predictor and calibrated range."""
+    from trainwise.optim.lr_scaling import optimizer_family
+    from trainwise.plan import choose_b_crit, read_measure_json
+    from trainwise.plan.format import fmt_quantity
+
+    try:
+        reading = read_measure_json(path)
+    except ValueError as exc:
+        print(f"\ncritical batch: not resolved ({exc})")
+        return
+    family, _ = optimizer_family(meta["optimizer"])
+    b_crit = choose_b_crit(reading, family)
+    print(f"\ncritical batch B_crit ≈ {fmt_quantity(b_crit['value'])} {unit} (likely {fmt_quantity(b_crit['low'])}–"
+          f"{fmt_quantity(b_crit['high'])}) from {b_crit['source'].split(' averaged')[0]}")
+    print(f"  why: {b_crit['why']}")
+    print(f"  next: trainwise plan --from {path.parent} (batch, learning rate, steps and time to your budget)")

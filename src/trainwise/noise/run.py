@@ -8,7 +8,6 @@ few checkpoints a full :func:`~trainwise.noise.measure.measure_noise_scale` at t
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -18,12 +17,20 @@ import numpy as np
 import torch
 
 import trainwise
+from trainwise._io import write_json
 from trainwise._progress import progress
-from trainwise.noise.averaging import checkpoint_spans, span_weights, step_blocks, weighted_mean_with_stderr
+from trainwise.noise.averaging import (
+    Span,
+    checkpoint_spans,
+    s_min_weighted_mean,
+    span_weights,
+    step_blocks,
+    weighted_mean_with_stderr,
+)
 from trainwise.noise.measure import measure_noise_scale
 from trainwise.noise.monitor import NoiseScaleMonitor
-from trainwise.noise.result import Measured
 from trainwise.tasks.base import Task
+from trainwise.units import BatchUnit
 
 __all__ = ["run_measurement", "summarize_checkpoints"]
 
@@ -37,31 +44,54 @@ def _checkpoint_steps(steps: int, checkpoints: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, steps, checkpoints)})
 
 
-def _s_min_weighted(readings: list[tuple[int, Measured]], batch_size: float | None, first: float) -> Measured:
-    """Checkpoint readings ``(step, value)``, each standing for the steps nearest to it, averaged with the weight
-    ``1/(1 + B̂/B)`` per step (:mod:`trainwise.noise.averaging`); the error is propagated with the same weights."""
-    readings = [(s, v) for s, v in readings if v is not None and math.isfinite(v.value) and math.isfinite(v.stderr)]
-    if not readings:
-        return Measured(math.nan, math.nan, 0)
-    spans = checkpoint_spans([(float(s), v.value, 1.0) for s, v in readings], first_step=first)
-    weights = span_weights(spans, batch_size if batch_size and batch_size > 0 else math.inf)
-    total = sum(weights)
-    if total <= 0:  # a single reading, or all at one step
-        weights, total = [1.0] * len(readings), float(len(readings))
-    mean = sum(w * v.value for w, (_, v) in zip(weights, readings)) / total
-    stderr = math.sqrt(sum((w * v.stderr) ** 2 for w, (_, v) in zip(weights, readings))) / total
-    return Measured(float(mean), float(stderr), len(readings))
+#: summary quantities: name -> (numerator, denominator, is a batch size)
+_RATIOS = {"b_simple": ("trace_sigma", "grad_sq_norm", True), "b_noise": ("trace_h_sigma", "ghg", True),
+           "eps_max": ("grad_sq_norm", "ghg", False)}
+
+
+def _value(entry) -> float | None:
+    value = entry.get("value") if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _pooled_average(rows: list[tuple[float, float, float, float | None]], batch_size: float | None, first: float,
+                    last: float) -> dict[str, Any]:
+    """Checkpoint readings ``(step, numerator, denominator, stderr of their ratio)`` (batch sizes in examples), each
+    standing for the steps nearest to it, averaged as ``Σ w·ℓ·B̂ / Σ w·ℓ`` with ``w = 1/(1 + B̂/B)``
+    (:mod:`trainwise.noise.averaging`). A checkpoint whose denominator is not positive is pooled with a
+    neighbour (numerators and denominators averaged, never ratios). The error propagates each reading's standard
+    error through the weights; ``value`` is ``None`` when the average is not positive and finite (not resolved)."""
+    if not rows:
+        return {"value": None, "stderr": None, "n": 0}
+    spans = checkpoint_spans([(s, num, den) for s, num, den, _ in rows], first_step=first)
+    batch = batch_size if batch_size and batch_size > 0 else math.inf
+    if len(rows) == 1:  # a single reading stands for the whole window
+        spans = [Span(first, max(last, first + 1.0), spans[0].numerator, spans[0].denominator)]
+    average = s_min_weighted_mean(spans, batch, first, max(last, first + 1.0))
+    value = average["value"]
+    if not (math.isfinite(value) and value > 0):
+        return {"value": None, "stderr": None, "n": len(rows), "resolved": False}
+    stderr = None
+    if all(den > 0 and err is not None and math.isfinite(err) for _, _, den, err in rows):
+        weights = span_weights(spans, batch)
+        total = sum(weights)
+        if total > 0:
+            stderr = math.sqrt(sum((w * err) ** 2 for w, (_, _, _, err) in zip(weights, rows))) / total
+    return {"value": float(value), "stderr": stderr, "n": len(rows)}
 
 
 def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_initial: bool = True,
-                          batch_size: float | None = None) -> dict:
+                          batch_size: float | None = None, unit: BatchUnit | None = None) -> dict:
     """Average the checkpoint readings over a window (all but the initialisation by default).
 
     The noise scale at initialisation is atypical (McCandlish et al. report start and average separately), so
     the window starts at the first checkpoint after step 0 when there is one. Each reading stands for the steps
-    nearest to it and steps are weighted by ``1/(1 + B̂/B)`` with ``B`` the run's ``batch_size``
-    (:mod:`trainwise.noise.averaging`: the average that predicts ``B_crit``).
+    nearest to it and steps are weighted by ``1/(1 + B̂/B)`` with ``B`` the run's ``batch_size`` in examples
+    (:mod:`trainwise.noise.averaging`: the average that predicts ``B_crit``). Numerators (``tr Σ``, ``tr(HΣ)``) and
+    denominators (``|G|²``, ``GᵀHG``) are pooled, never ratios averaged. Values are in ``unit`` (records' unit);
+    the arithmetic is in examples.
     """
+    unit = unit or BatchUnit()
     window = [c for c in checkpoints if not (skip_initial and c["step"] == 0)] or checkpoints
     first = float(checkpoints[0]["step"]) if checkpoints else 0.0
     last = float(window[-1]["step"]) if window else 0.0
@@ -70,24 +100,44 @@ def summarize_checkpoints(checkpoints: list[dict], history: list[dict], skip_ini
             "first_step": window[0]["step"] if window else None,
             "last_step": window[-1]["step"] if window else None,
             "checkpoints": len(window),
-            "how": "checkpoint readings, each standing for the steps nearest to it, steps weighted by 1/(1 + B̂/B)",
+            "how": "checkpoint readings, each standing for the steps nearest to it, steps weighted by 1/(1 + B̂/B); "
+            "numerators and denominators pooled",
         }
     }
-    for name in ("b_simple", "b_noise", "eps_max"):
-        readings = [(c["step"], Measured(c[name]["value"], c[name]["stderr"], c[name].get("n", 0))) for c in window
-                    if c.get(name) and c[name]["value"] is not None]
-        # ε_max is not a batch size: it gets the steps' weights of no batch (a plain step average)
-        summary[name] = _s_min_weighted(readings, batch_size if name != "eps_max" else None, first).to_dict()
-        pre = [(c["step"], c["precond"][name]) for c in window if c.get("precond") and c["precond"].get(name)]
-        pre = [(s, Measured(r["value"], r["stderr"], r.get("n", 0))) for s, r in pre if r["value"] is not None]
-        if pre:
-            summary[f"{name}_precond"] = _s_min_weighted(pre, batch_size if name != "eps_max" else None, first).to_dict()
+    for suffix, part in (("", lambda c: c), ("_precond", lambda c: c.get("precond") or {})):
+        for name, (num, den, is_batch) in _RATIOS.items():
+            rows = []
+            for c in window:
+                entry = part(c)
+                numerator, denominator = _value(entry.get(num)), _value(entry.get(den))
+                if suffix and name == "eps_max":  # ε_max of P⁻¹g is GᵀP⁻¹G/ĜᵀHĜ: its numerator is not |Ĝ|²
+                    numerator, denominator = _value(entry.get(name)), 1.0
+                if numerator is None or denominator is None:
+                    continue
+                ratio_err = _value({"value": (entry.get(name) or {}).get("stderr")})
+                if is_batch:
+                    numerator = unit.to_examples(numerator)
+                    ratio_err = unit.to_examples(ratio_err) if ratio_err is not None else None
+                rows.append((float(c["step"]), numerator, denominator, ratio_err))
+            if not rows:
+                continue
+            average = _pooled_average(rows, batch_size if is_batch else None, first, last)
+            if is_batch and average["value"] is not None:
+                average["value"] = unit.from_examples(average["value"])
+                average["stderr"] = unit.from_examples(average["stderr"]) if average["stderr"] is not None else None
+            summary[name + suffix] = average
     steps = [r for r in history if first < r["step"] <= last] or history
     if steps:
         blocks = step_blocks([r["step"] for r in steps], [r["grad_sq_norm"] for r in steps],
-                             [r["trace_sigma"] for r in steps])
-        summary["b_simple_monitor"] = weighted_mean_with_stderr(blocks, batch_size, steps[0]["step"] - 1, steps[-1]["step"])
-        summary["b_simple_monitor"]["steps"] = [steps[0]["step"], steps[-1]["step"]]
+                             [unit.to_examples(r["trace_sigma"]) for r in steps])
+        monitor = weighted_mean_with_stderr(blocks, batch_size, steps[0]["step"] - 1, steps[-1]["step"])
+        resolved = math.isfinite(monitor["value"]) and monitor["value"] > 0
+        summary["b_simple_monitor"] = {
+            "value": unit.from_examples(monitor["value"]) if resolved else None,
+            "stderr": unit.from_examples(monitor["stderr"]) if resolved and math.isfinite(monitor["stderr"]) else None,
+            "unweighted": unit.from_examples(monitor["unweighted"]) if math.isfinite(monitor["unweighted"]) else None,
+            "steps": [steps[0]["step"], steps[-1]["step"]],
+        }
     return summary
 
 
@@ -188,7 +238,8 @@ def run_measurement(
             pre = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
                                       tokens_per_example=tokens_per_example, preconditioner=opt)
             precond_row = {k: v for k, v in pre.to_dict().items()
-                           if k in ("b_simple", "b_noise", "eps_max", "delta_l_max", "ghg", "trace_h_sigma")}
+                           if k in ("b_simple", "b_noise", "eps_max", "delta_l_max", "ghg", "trace_h_sigma",
+                                   "grad_sq_norm", "trace_sigma")}
         monitor.resume()
         current_lr = float(opt.param_groups[0]["lr"])
         measured = result.to_dict()
@@ -230,7 +281,8 @@ def run_measurement(
         "meta": {**meta, "seconds": elapsed, "final_loss": checkpoint_rows[-1]["loss"] if checkpoint_rows else task.eval_loss(model),
                  "skipped_steps": monitor.skipped},
         "checkpoints": checkpoint_rows,
-        "summary": summarize_checkpoints(checkpoint_rows, monitor.history, batch_size=batch_size),
+        "summary": summarize_checkpoints(checkpoint_rows, monitor.history, batch_size=batch_size,
+                                         unit=BatchUnit(meta["unit"], tokens_per_example)),
         "steps": [{k: r.get(k) for k in ("step", "examples", "loss", "lr", "temperature", "b_simple", "grad_sq_norm", "trace_sigma")}
                   | ({"b_simple_precond": r["precond"]["b_simple"]} if "precond" in r else {})
                   for r in monitor.history],
@@ -238,6 +290,6 @@ def run_measurement(
     }
     if out:
         result["files"]["noise_jsonl"] = str(log_path)
-        (out / "measure.json").write_text(json.dumps(result, indent=1))
+        write_json(out / "measure.json", result)
         result["files"]["measure_json"] = str(out / "measure.json")
     return result

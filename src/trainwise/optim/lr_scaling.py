@@ -7,6 +7,19 @@
 * Surge (Li et al. 2024, arXiv:2405.14578): for Adam-style optimizers the best learning rate
   first rises with the batch size and then *falls* once the batch size passes the gradient noise
   scale ``B_noise``; scaling the LR up past it overshoots. :func:`check_surge` warns.
+
+The two *saturating* rules follow from a noise scale ``B_n`` measured in the same unit as the batch sizes, and
+reduce to the linear and square-root rules for ``B ≪ B_n``:
+
+* SGD (McCandlish et al. 2018, eq. 2.6): ``ε_opt(B) = ε_max/(1 + B_n/B)``, so a learning rate tuned at ``B0``
+  moves to ``B`` by ``(1 + B_n/B0)/(1 + B_n/B)`` (:func:`noise_scale_lr_ratio`): linear while ``B ≪ B_n``, flat
+  past it. Plain linear scaling to ``B = B_n`` overshoots by ``2×``.
+* Adam (Li et al. 2024, the surge): ``ε_opt(B) = ε_max / (½(√(B_n/B) + √(B/B_n)))``, largest at ``B = B_n``;
+  the ratio ``(√(B_n/B0) + √(B0/B_n))/(√(B_n/B) + √(B/B_n))`` (:func:`surge_lr_ratio`) is the square-root rule
+  for ``B ≪ B_n`` and falls again past ``B_n``.
+
+:func:`stability_limit` bounds any of them by what the curvature along the gradient allows
+(``1/ε_max = GᵀHG/|G|²``, measured), with the heavy-ball and Adam momentum thresholds.
 """
 
 from __future__ import annotations
@@ -15,7 +28,11 @@ import math
 import warnings
 from dataclasses import dataclass
 
-__all__ = ["SurgeWarning", "AdamHyperparameters", "linear_scaling", "sqrt_scaling", "adam_sqrt_scaling", "check_surge"]
+__all__ = ["SurgeWarning", "AdamHyperparameters", "linear_scaling", "sqrt_scaling", "adam_sqrt_scaling", "check_surge",
+           "OPTIMIZER_FAMILIES", "optimizer_family", "noise_scale_lr_ratio", "surge_lr_ratio", "stability_limit"]
+
+#: optimizer names trainwise knows how to rescale -> (family, default momentum / β1)
+OPTIMIZER_FAMILIES = {"sgd": ("sgd", 0.0), "sgdm": ("sgd", 0.9), "adam": ("adam", 0.9), "adamw": ("adam", 0.9)}
 
 
 class SurgeWarning(UserWarning):
@@ -122,3 +139,60 @@ def check_surge(new_batch_size: float, noise_scale: float, *, base_batch_size: f
         SurgeWarning, stacklevel=stacklevel,
     )
     return True
+
+
+def optimizer_family(name: str) -> tuple[str, float]:
+    """``(family, momentum)`` of an optimizer name: ``sgd`` (momentum 0), ``sgdm`` (SGD, momentum 0.9),
+    ``adam``/``adamw`` (β1 = 0.9). Other names are refused: their learning rate does not follow these rules.
+
+    >>> optimizer_family("AdamW")
+    ('adam', 0.9)
+    """
+    key = str(name).strip().lower()
+    if key not in OPTIMIZER_FAMILIES:
+        raise ValueError(f"optimizer {name!r} has no learning-rate rule here; allowed: {', '.join(OPTIMIZER_FAMILIES)}")
+    return OPTIMIZER_FAMILIES[key]
+
+
+def noise_scale_lr_ratio(batch_size: float, base_batch_size: float, noise_scale: float) -> float:
+    """SGD: ``ε_opt(B)/ε_opt(B0) = (1 + B_n/B0)/(1 + B_n/B)`` (McCandlish et al. 2018).
+
+    >>> noise_scale_lr_ratio(100, 10, 100)   # (1 + 10)/(1 + 1): not 10× as the linear rule says
+    5.5
+    """
+    b, b0, bn = (_positive(n, v) for n, v in (("batch_size", batch_size), ("base_batch_size", base_batch_size),
+                                               ("noise_scale", noise_scale)))
+    return (1.0 + bn / b0) / (1.0 + bn / b)
+
+
+def surge_lr_ratio(batch_size: float, base_batch_size: float, noise_scale: float) -> float:
+    """Adam: ``ε_opt(B)/ε_opt(B0)`` with ``ε_opt(B) ∝ 1/(√(B_n/B) + √(B/B_n))`` (Li et al. 2024).
+
+    >>> round(surge_lr_ratio(100, 1, 100), 3)   # √100 = 10 by the square-root rule; 5.05 with the surge
+    5.05
+    """
+    b, b0, bn = (_positive(n, v) for n, v in (("batch_size", batch_size), ("base_batch_size", base_batch_size),
+                                               ("noise_scale", noise_scale)))
+    return (math.sqrt(bn / b0) + math.sqrt(b0 / bn)) / (math.sqrt(bn / b) + math.sqrt(b / bn))
+
+
+def stability_limit(eps_max: float, family: str, momentum: float = 0.0) -> float:
+    r"""The largest learning rate the curvature along the gradient allows, from a measured ``ε_max = |G|²/GᵀHG``.
+
+    On a quadratic with curvature ``λ = 1/ε_max`` along the step, gradient descent diverges past ``ε = 2/λ``;
+    heavy-ball momentum ``μ`` (torch's ``SGD(momentum=μ)``) past ``2(1 + μ)/λ``; Adam with ``β1`` (an averaged
+    momentum, curvature of the preconditioned problem, ``ε_max`` of ``P⁻¹g``) past ``2(1 + β1)/((1 − β1) λ)``
+    (Cohen et al. 2022, "adaptive edge of stability"). The largest curvature ``λ_max`` is at least ``λ``, so the
+    true limit is at most this: a recommendation above it is certainly too large.
+
+    >>> stability_limit(0.1, "sgd"), round(stability_limit(0.1, "adam", 0.9), 6)
+    (0.2, 3.8)
+    """
+    eps_max = _positive("eps_max", eps_max)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if family == "sgd":
+        return 2.0 * (1.0 + momentum) * eps_max
+    if family == "adam":
+        return 2.0 * (1.0 + momentum) / (1.0 - momentum) * eps_max
+    raise ValueError(f"family must be 'sgd' or 'adam', got {family!r}")

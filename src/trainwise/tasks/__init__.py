@@ -8,7 +8,7 @@ import torch
 
 from trainwise.tasks.base import Batch, Task
 
-__all__ = ["Task", "Batch", "get_task", "TASKS", "register_task"]
+__all__ = ["Task", "Batch", "get_task", "load_task", "TASKS", "register_task"]
 
 TASKS: dict[str, Callable[..., Task]] = {}
 
@@ -49,3 +49,10 @@ def get_task(name: str, device: str | torch.device = "cpu", **kwargs) -> Task:
     except KeyError:
         raise ValueError(f"unknown task {name!r}; built-in tasks: {', '.join(sorted(TASKS))}") from None
     return factory(device=device, **kwargs)
+
+
+def load_task(spec: str, device: str | torch.device = "cpu", **kwargs) -> Task:
+    """A built-in name or a user's ``.py`` task file (:func:`trainwise.tasks.task_file.load_task`)."""
+    from trainwise.tasks.task_file import load_task as _load
+
+    return _load(spec, device=device, **kwargs)
