@@ -599,9 +599,11 @@ def _b_noise_from_probes(readings: list[dict]) -> dict[str, Any]:
             "steps": [r["step"] for r in readings]}
 
 
-def _probe_spans(readings: list[dict], prefix: str = "") -> list[Span]:
-    rows = [(float(r["step"]), r[prefix + "trace_h_sigma"]["value"], r[prefix + "ghg"]["value"]) for r in readings
-            if isinstance(r.get(prefix + "trace_h_sigma"), dict) and isinstance(r.get(prefix + "ghg"), dict)]
+def _probe_spans(readings: list[dict], prefix: str = "", numerator: str = "trace_h_sigma",
+                 denominator: str = "ghg") -> list[Span]:
+    num, den = prefix + numerator, prefix + denominator
+    rows = [(float(r["step"]), r[num]["value"], r[den]["value"]) for r in readings
+            if isinstance(r.get(num), dict) and isinstance(r.get(den), dict)]
     return checkpoint_spans(rows)
 
 
@@ -610,11 +612,13 @@ PREDICTORS = {
     "b_simple": "B_simple = tr(Σ)/|G|², per-step estimates during training",
     "b_noise": "B_noise = tr(HΣ)/GᵀHG, Hessian-vector products at checkpoints",
     "b_noise_precond": "B_noise of the Adam-preconditioned update P⁻¹g, at checkpoints",
+    "b_simple_precond": "B_simple of the Adam-preconditioned update P⁻¹g, tr(P⁻¹ΣP⁻¹)/|P⁻¹G|², at checkpoints",
 }
 
 
 #: short column labels for the predictors
-PREDICTOR_LABELS = {"b_simple": "B_simple", "b_noise": "B_noise", "b_noise_precond": "B_noise(Adam P)"}
+PREDICTOR_LABELS = {"b_simple": "B_simple", "b_noise": "B_noise", "b_noise_precond": "B_noise(Adam P)",
+                    "b_simple_precond": "B_simple(Adam P)"}
 
 
 def _run_spans(run: RunResult, probes: list[dict] | None) -> dict[str, list[Span]]:
@@ -622,6 +626,8 @@ def _run_spans(run: RunResult, probes: list[dict] | None) -> dict[str, list[Span
     if probes:
         spans["b_noise"] = _probe_spans(probes)
         spans["b_noise_precond"] = _probe_spans(probes, "precond_")
+        # the probe reads tr(Σ) and |G|² of P⁻¹g on the same batches: the preconditioned B_simple comes free
+        spans["b_simple_precond"] = _probe_spans(probes, "precond_", "trace_sigma", "grad_sq_norm")
     return spans
 
 
