@@ -77,7 +77,7 @@ def test_parameters_grads_and_mode_are_left_as_they_were():
     assert result.unit == "tokens" and result.tokens_per_example == 16
     assert result.b_noise is not None and math.isfinite(result.b_simple.value)
     as_dict = result.to_dict()
-    assert set(as_dict["b_simple"]) == {"value", "stderr", "n"}
+    assert set(as_dict["b_simple"]) == {"value", "stderr", "n", "low", "high", "resolved"}
 
 
 def test_token_units_scale_batch_sizes():
