@@ -19,7 +19,10 @@ the mean loss on ``C`` applied by two Hessian-vector products,
 unbiased because ``G_1``, ``G_2`` and ``H_C`` are independent:
 ``E[G_1ᵀH_CG_2] = GᵀHG`` and ``E[G_jᵀH_CG_j] = GᵀHG + tr(HΣ)/b``.
 Rounds are averaged, ratios are taken of the averages (:func:`~trainwise.noise.estimators.ratio_of_means`),
-and standard errors come from the spread over rounds.
+and standard errors come from the spread over rounds; each ratio ``R = x̄/ȳ`` carries Fieller's 95%
+interval, the ``R`` with ``(x̄ − Rȳ)² ≤ t²_{n−1}·Var(x̄ − Rȳ)``, which stays honest when the
+denominator mean is noisy (unbounded, "not resolved", when ``ȳ`` is not significantly non-zero).
+Rounds are drawn until the ratios reach a relative error ``rel_err``, or a fixed number of them.
 
 **Preconditioned (Adam) form.** For an update ``−ε P⁻¹G_B`` with a fixed diagonal preconditioner
 ``P`` (Adam's ``sqrt(v̂) + eps``) the second-order model becomes
@@ -48,13 +51,14 @@ from torch import nn
 from trainwise._progress import progress as _progress
 from trainwise.noise._params import adam_preconditioner, trainable_params
 from trainwise.noise.estimators import (
+    PairedMeans,
     delta_l_max_of_means,
     grad_sq_norm_estimate,
     mean_of,
     ratio_of_means,
     trace_sigma_estimate,
 )
-from trainwise.noise.per_example import PerExampleGradNorms
+from trainwise.noise.per_example import PerExampleGradNorms, PerExampleUnsupported
 from trainwise.noise.result import NoiseScaleResult
 
 __all__ = ["measure_noise_scale"]
@@ -112,12 +116,26 @@ def _restore(params, saved_grads) -> None:
         p.grad = g
 
 
+def _check_count(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+_STOP_REASONS = {
+    "batches_ran_out": "the batches ran out",
+    "max_rounds": "max_rounds reached",
+}
+
+
 def measure_noise_scale(
     model: nn.Module,
     loss_fn: LossFn,
     batches: Iterable,
     *,
-    rounds: int = 16,
+    rounds: int | None = None,
+    rel_err: float = 0.1,
+    min_rounds: int = 8,
+    max_rounds: int = 1024,
     hessian: bool = True,
     per_example: bool | str = "auto",
     tokens_per_example: float | None = None,
@@ -126,17 +144,37 @@ def measure_noise_scale(
 ) -> NoiseScaleResult:
     r"""Measure ``B_simple``, ``B_noise``, ``ε_max``, ``ΔL_max`` and their parts at the current parameters.
 
+    **How many rounds.** With ``rounds=None`` (default) rounds are drawn until the relative
+    standard error of ``B_simple`` — and of ``B_noise`` with ``hessian`` — is at most ``rel_err``,
+    checked after every round from ``min_rounds`` on (O(1) per check: running sums), or until the
+    batches run out, or ``max_rounds`` is reached; the last two warn. The relative error is
+    :attr:`Measured.relative_error` of the ratio: the half-width of its 95% Fieller interval over
+    the ``t_{n−1}`` critical value, divided by the value, so a ratio whose denominator is not yet
+    significantly non-zero never counts as precise. ``rounds=N`` fixes the count instead.
+    ``info["stopped"]`` says why the measurement ended: ``"rounds"`` (fixed count reached),
+    ``"precision"``, ``"batches_ran_out"`` or ``"max_rounds"``; ``info["relative_error"]`` gives the
+    achieved ``{"b_simple": …, "b_noise": …}`` (``None`` where unbounded or not measured) and
+    ``info["rel_err"]`` the target (``None`` with a fixed ``rounds``).
+
     Args:
         model: the model; its parameters, ``.grad`` and training mode are left exactly as they were.
         loss_fn: ``loss_fn(model, batch)`` → per-example losses, shape ``[B]``.
         batches: an iterable of batches (a tensor, a tuple/list or dict of tensors, examples on dim 0),
-            i.i.d. draws from the data; ``rounds`` of them are used, twice as many with ``hessian``.
-        rounds: number of gradient batches to average over.
+            i.i.d. draws from the data; one per round, two with ``hessian``.
+        rounds: a fixed number of gradient batches to average over; ``None`` to stop at ``rel_err``.
+        rel_err: target relative standard error of ``B_simple`` (and ``B_noise``), in ``(0, 1)``;
+            ignored when ``rounds`` is given.
+        min_rounds: rounds drawn before the precision is first checked (a spread from fewer is
+            itself too noisy to trust); ignored when ``rounds`` is given.
+        max_rounds: the most rounds drawn when ``rounds`` is ``None`` (1024: a relative error of
+            0.1 on ``B_noise`` that needs more is better spent on bigger batches).
         hessian: also measure ``GᵀHG`` and ``tr(HΣ)`` by Hessian-vector products on independent
             batches (about 2–3× the cost of the gradients; turn off for large models).
         per_example: exact per-example norms from layer hooks (``B_small = 1``); ``False`` uses the two
-            halves of each batch instead (``B_small = B/2``, noisier); ``"auto"`` falls back to halves
-            when some parameter is out of the hooks' reach.
+            halves of each batch instead (``B_small = B/2``, noisier); ``"auto"`` falls back to halves,
+            with one warning naming the module, when the hooks cannot handle some module (at
+            construction or in any round: that round is completed from its halves). ``True`` raises
+            :class:`~trainwise.noise.per_example.PerExampleUnsupported` instead.
         tokens_per_example: report batch sizes in tokens (``×`` this) instead of examples.
         preconditioner: measure for the preconditioned update ``P⁻¹g`` (module docstring): an
             Adam/AdamW optimizer that has taken a step (``P = sqrt(v̂) + eps``), or a list of tensors
@@ -144,15 +182,27 @@ def measure_noise_scale(
         show_progress: a progress bar on stderr.
 
     Returns:
-        :class:`~trainwise.noise.result.NoiseScaleResult`.
+        :class:`~trainwise.noise.result.NoiseScaleResult`; the ratios ``b_simple``, ``b_noise`` and
+        ``eps_max`` carry a 95% Fieller interval (``low``, ``high``; see
+        :func:`~trainwise.noise.estimators.ratio_of_means`) and ``resolved``.
 
     Example:
         >>> res = measure_noise_scale(model, lambda m, b: F.cross_entropy(m(b[0]), b[1], reduction="none"),
-        ...                           loader, rounds=8)                                  # doctest: +SKIP
-        >>> print(f"B_simple = {res.b_simple}, B_noise = {res.b_noise}")                  # doctest: +SKIP
+        ...                           loader, rel_err=0.1)                               # doctest: +SKIP
+        >>> print(f"B_simple = {res.b_simple}, B_noise = {res.b_noise}", res.info["stopped"])  # doctest: +SKIP
     """
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if rounds is not None:
+        _check_count("rounds", rounds)
+    if isinstance(rel_err, bool) or not isinstance(rel_err, (int, float)) or not 0.0 < rel_err < 1.0:
+        raise ValueError(f"rel_err must be a number in (0, 1), got {rel_err!r}")
+    _check_count("min_rounds", min_rounds)
+    _check_count("max_rounds", max_rounds)
+    if min_rounds > max_rounds:
+        raise ValueError(f"min_rounds must be <= max_rounds, got min_rounds={min_rounds}, max_rounds={max_rounds}")
+    if per_example not in (True, False, "auto"):
+        raise ValueError(f"per_example must be True, False or 'auto', got {per_example!r}")
+    if tokens_per_example is not None and not (isinstance(tokens_per_example, (int, float)) and tokens_per_example > 0):
+        raise ValueError(f"tokens_per_example must be a positive number or None, got {tokens_per_example!r}")
     params = trainable_params(model)
     inv_precond = None
     if preconditioner is not None:
@@ -168,27 +218,47 @@ def measure_noise_scale(
         inv_precond = [1.0 / P.to(p.dtype) for P, p in zip(precond, params)]
         precond_by_id = {id(p): P.to(p.dtype) for P, p in zip(precond, params)}
     engine = None
+    fallback: str | None = None
+
+    def fall_back(exc: PerExampleUnsupported) -> None:
+        nonlocal engine, fallback
+        if engine is not None:
+            engine.remove()
+            engine = None
+        fallback = f"{exc.where}: {exc.reason}"
+        warnings.warn(f"measure_noise_scale: per-example norms unavailable for {fallback}; using batch halves "
+                      "(B_small = B/2)", RuntimeWarning, stacklevel=3)
+
     if per_example:
         try:
             engine = PerExampleGradNorms(model, params, layers="all")
-        except ValueError:
+        except PerExampleUnsupported as exc:
             if per_example is True:
                 raise
-            warnings.warn("measure_noise_scale: per-example norms unavailable for this model; using batch halves",
-                          RuntimeWarning, stacklevel=2)
+            fall_back(exc)
     saved_grads = [p.grad for p in params]
     for p in params:
         p.grad = None
     samples: dict[str, list[float]] = {k: [] for k in ("grad_sq_norm", "trace_sigma", "ghg", "trace_h_sigma", "g_precond_g")}
+    # running (co)variances of the ratios' parts, so the stopping rule costs O(1) per round
+    b_simple_parts, b_noise_parts = PairedMeans(), PairedMeans()
+
+    def precise() -> bool:
+        ratios = [b_simple_parts.ratio(positive=True)] + ([b_noise_parts.ratio(positive=True)] if hessian else [])
+        return all(r.resolved and r.relative_error <= rel_err for r in ratios)
+
     examples = 0
     b_small = b_big = 0.0
+    limit = rounds if rounds is not None else max_rounds
+    stopped = "rounds" if rounds is not None else "max_rounds"
     stream = iter(batches)
     try:
-        for _ in _progress(range(rounds), total=rounds, desc="noise scale", enabled=show_progress):
+        for _ in _progress(range(limit), total=limit, desc="noise scale", enabled=show_progress):
             try:
                 batch = next(stream)
                 hessian_batch = next(stream) if hessian else None
             except StopIteration:
+                stopped = "batches_ran_out"
                 break
             size = _batch_len(batch)
             half = size // 2
@@ -208,8 +278,14 @@ def measure_noise_scale(
                 halves_sq.append(_dot(grads, grads))
                 if engine is not None:
                     pre = None if inv_precond is None else precond_by_id
-                    per_example_sq.append(engine.norms(preconditioner=pre).double() * float(half) ** 2)
-                    engine.stop()
+                    try:
+                        per_example_sq.append(engine.norms(preconditioner=pre).double() * float(half) ** 2)
+                    except PerExampleUnsupported as exc:
+                        if per_example is True:
+                            raise
+                        fall_back(exc)  # this round (and the rest) from the halves, which are already here
+                    else:
+                        engine.stop()
             mean_grad = [(a + b) / 2 for a, b in zip(*halves_grads)]
             big_sq = _dot(mean_grad, mean_grad)
             if engine is not None:
@@ -220,8 +296,11 @@ def measure_noise_scale(
                 small_sq = (halves_sq[0] + halves_sq[1]) / 2
             if not all(math.isfinite(x) for x in (small_sq, big_sq)):
                 raise FloatingPointError("measure_noise_scale: non-finite gradient (NaN/inf loss or gradient) in a batch")
-            samples["grad_sq_norm"].append(grad_sq_norm_estimate(b_small, small_sq, b_big, big_sq))
-            samples["trace_sigma"].append(trace_sigma_estimate(b_small, small_sq, b_big, big_sq))
+            grad_sq_norm = grad_sq_norm_estimate(b_small, small_sq, b_big, big_sq)
+            trace_sigma = trace_sigma_estimate(b_small, small_sq, b_big, big_sq)
+            samples["grad_sq_norm"].append(grad_sq_norm)
+            samples["trace_sigma"].append(trace_sigma)
+            b_simple_parts.add(trace_sigma, grad_sq_norm)
             examples += 2 * half
             if hessian:
                 with _math_attention():
@@ -236,11 +315,16 @@ def measure_noise_scale(
                 q11 = _dot(halves_grads[0], hv[0])
                 q22 = _dot(halves_grads[1], hv[1])
                 q12 = 0.5 * (_dot(halves_grads[0], hv[1]) + _dot(halves_grads[1], hv[0]))
+                trace_h_sigma = half * (0.5 * (q11 + q22) - q12)
                 samples["ghg"].append(q12)
-                samples["trace_h_sigma"].append(half * (0.5 * (q11 + q22) - q12))
+                samples["trace_h_sigma"].append(trace_h_sigma)
+                b_noise_parts.add(trace_h_sigma, q12)
                 if inv_precond is not None:  # GᵀP⁻¹G from the independent halves: E[G_1ᵀ P⁻¹ G_2]
                     samples["g_precond_g"].append(0.5 * (_dot(raw_grads[0], halves_grads[1]) + _dot(raw_grads[1], halves_grads[0])))
                 examples += _batch_len(hessian_batch)
+            if rounds is None and b_simple_parts.n >= min_rounds and precise():
+                stopped = "precision"
+                break
     finally:
         if engine is not None:
             engine.remove()
@@ -248,11 +332,11 @@ def measure_noise_scale(
     n = len(samples["grad_sq_norm"])
     if n == 0:
         raise ValueError("measure_noise_scale: the batches iterable yielded no batch")
-    if n < rounds:
+    if rounds is not None and n < rounds:
         warnings.warn(f"measure_noise_scale: only {n} of {rounds} rounds had batches", RuntimeWarning, stacklevel=2)
     unit_factor = float(tokens_per_example) if tokens_per_example else 1.0
     result = dict(
-        b_simple=ratio_of_means(samples["trace_sigma"], samples["grad_sq_norm"], scale=unit_factor),
+        b_simple=ratio_of_means(samples["trace_sigma"], samples["grad_sq_norm"], scale=unit_factor, positive=True),
         grad_sq_norm=mean_of(samples["grad_sq_norm"]),
         trace_sigma=mean_of(samples["trace_sigma"]).scaled(unit_factor),
     )
@@ -260,10 +344,10 @@ def measure_noise_scale(
     gain_samples = samples["g_precond_g"] if inv_precond is not None else samples["grad_sq_norm"]
     if hessian:
         result.update(
-            b_noise=ratio_of_means(samples["trace_h_sigma"], samples["ghg"], scale=unit_factor),
+            b_noise=ratio_of_means(samples["trace_h_sigma"], samples["ghg"], scale=unit_factor, positive=True),
             ghg=mean_of(samples["ghg"]),
             trace_h_sigma=mean_of(samples["trace_h_sigma"]).scaled(unit_factor),
-            eps_max=ratio_of_means(gain_samples, samples["ghg"]),
+            eps_max=ratio_of_means(gain_samples, samples["ghg"], positive=True),
             delta_l_max=delta_l_max_of_means(gain_samples, samples["ghg"]),
         )
         if result["ghg"].value <= 0:
@@ -273,6 +357,12 @@ def measure_noise_scale(
                 RuntimeWarning,
                 stacklevel=2,
             )
+    achieved = {"b_simple": result["b_simple"].relative_error,
+                "b_noise": result["b_noise"].relative_error if hessian else None}
+    if rounds is None and stopped != "precision":
+        errors = ", ".join(f"{name} {err:.1%}" for name, err in achieved.items() if err is not None)
+        warnings.warn(f"measure_noise_scale: stopped after {n} rounds ({_STOP_REASONS[stopped]}) short of "
+                      f"rel_err={rel_err:g}: relative errors {errors}", RuntimeWarning, stacklevel=2)
     return NoiseScaleResult(
         **result,
         examples=examples,
@@ -281,5 +371,13 @@ def measure_noise_scale(
         tokens_per_example=float(tokens_per_example) if tokens_per_example else None,
         b_small=b_small,
         b_big=b_big,
-        info={"per_example": engine is not None, "hessian": hessian, "preconditioned": inv_precond is not None},
+        info={
+            "per_example": engine is not None,
+            "per_example_fallback": fallback,
+            "hessian": hessian,
+            "preconditioned": inv_precond is not None,
+            "stopped": stopped,
+            "rel_err": float(rel_err) if rounds is None else None,
+            "relative_error": {k: (v if v is not None and math.isfinite(v) else None) for k, v in achieved.items()},
+        },
     )

@@ -29,10 +29,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PerExampleGradNorms", "NORM_LAYER_TYPES"]
+__all__ = ["PerExampleGradNorms", "PerExampleUnsupported", "NORM_LAYER_TYPES"]
 
 NORM_LAYER_TYPES: tuple[type, ...] = (nn.LayerNorm,) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
 _NATIVE_TYPES: tuple[type, ...] = (nn.Linear, nn.Embedding) + NORM_LAYER_TYPES
+
+
+class PerExampleUnsupported(ValueError, RuntimeError):
+    """The hooks cannot give exact per-example norms for this model.
+
+    ``where`` names the module(s) (``"module(s) ['transformer.wpe'] (Embedding)"``), ``reason``
+    says why in one line. A ``ValueError`` when raised at construction and a ``RuntimeError`` from
+    :meth:`PerExampleGradNorms.norms`, as before; callers that can fall back (batch halves,
+    accumulation) catch this class.
+    """
+
+    def __init__(self, where: str, reason: str, advice: str = ""):
+        self.where, self.reason = where, reason
+        super().__init__(f"per-example gradients: {where}: {reason}" + (f". {advice}" if advice else ""))
+
 
 # materialise an outer-product sum when it takes at most this many elements per batch
 _MATERIALIZE_LIMIT = 2**26
@@ -175,10 +190,10 @@ class PerExampleGradNorms:
             self._handles.append(module.register_forward_hook(self._forward_hook, with_kwargs=True))
         if uncovered and layers == "all":
             self.remove()
-            raise ValueError(
-                "per-example gradient norms cannot see parameters owned directly by a module that also "
-                f"has submodules: {uncovered}. Move them into a leaf module, or measure with "
-                "source='accumulation' or 'ddp'."
+            raise PerExampleUnsupported(
+                f"parameter(s) {uncovered}",
+                "owned directly by a module that also has submodules, out of the layer hooks' reach",
+                "Move them into a leaf module, or measure with source='accumulation' or 'ddp'",
             )
         if not covered:
             raise ValueError(f"no parameter to measure with layers={layers!r} (no trainable parameters found)")
@@ -224,18 +239,23 @@ class PerExampleGradNorms:
 
     # -- compute -------------------------------------------------------------------------------
     def _check_batch_sizes(self) -> None:
-        sizes = [r["grad"].shape[0] if r["grad"].dim() else 0 for r in self._records if r["grad"] is not None]
+        captured = [r for r in self._records if r["grad"] is not None]
+        sizes = [r["grad"].shape[0] if r["grad"].dim() else 0 for r in captured]
         if not sizes:
             return
         batch = max(set(sizes), key=sizes.count)
-        odd = sorted({self._names.get(r["module"], "?") for r, s in zip(
-            [r for r in self._records if r["grad"] is not None], sizes) if s != batch})
+        odd = [(r["module"], s) for r, s in zip(captured, sizes) if s != batch]
         if odd:
-            raise RuntimeError(
-                f"per-example gradients: the output of module(s) {odd} has no batch dimension of size {batch} "
-                "(e.g. a position embedding applied to arange(T) and broadcast over the batch, or a second "
-                "forward pass of another batch before step()). Feed such modules batched input "
-                "(pos.expand(B, T)), measure with layers='norm', or use source='accumulation'."
+            names = sorted({self._names.get(m, "?") for m, _ in odd})
+            kinds = "/".join(sorted({type(m).__name__ for m, _ in odd}))
+            broadcast = all(s == 1 for _, s in odd)
+            why = ("position ids broadcast over the batch" if broadcast and kinds == "Embedding"
+                   else "an input broadcast over the batch, or a second forward pass of another batch before step()")
+            raise PerExampleUnsupported(
+                f"module(s) {names} ({kinds})",
+                f"output batch dimension {sorted({s for _, s in odd})} where the batch has {batch} ({why})",
+                "Feed such modules batched input (pos.expand(B, T)), measure with layers='norm', "
+                "or use source='accumulation'",
             )
 
     def _contributions(self) -> dict[int, list]:
@@ -246,46 +266,59 @@ class PerExampleGradNorms:
             if grad is None:
                 continue
             module = record["module"]
-            grad = _upcast(grad)
-            x = record["args"][0]
-            if isinstance(module, nn.Linear):
-                g = _flatten_positions(grad, 1)
-                a = _flatten_positions(_upcast(x), 1)
-                pieces = {"weight": _Outer(u=g, v=a), "bias": _Dense(g.sum(1))}
-            elif isinstance(module, nn.Embedding):
-                ids = x.reshape(x.shape[0], -1)
-                g = grad.reshape(ids.shape[0], ids.shape[1], -1)
-                if module.padding_idx is not None:
-                    g = g * (ids != module.padding_idx)[..., None]
-                pieces = {"weight": _Outer(v=g, ids=ids, rows=module.num_embeddings)}
-            elif isinstance(module, NORM_LAYER_TYPES):
-                dims = len(module.normalized_shape)
-                xf = _upcast(x)
-                reduce = tuple(range(xf.dim() - dims, xf.dim()))
-                if isinstance(module, nn.LayerNorm):
-                    x_hat = F.layer_norm(xf, module.normalized_shape, eps=module.eps)  # no affine: x̂
-                else:
-                    eps = module.eps if module.eps is not None else torch.finfo(x.dtype).eps
-                    x_hat = xf * torch.rsqrt(xf.pow(2).mean(reduce, keepdim=True) + eps)
-                g = _flatten_positions(grad, dims)
-                shape = (g.shape[0], *module.normalized_shape)
-                pieces = {"weight": _Dense((g * _flatten_positions(x_hat, dims)).sum(1).view(shape))}
-                if getattr(module, "bias", None) is not None:
-                    pieces["bias"] = _Dense(g.sum(1).view(shape))
-            else:
-                pieces = {n: _Dense(v) for n, v in self._func_per_example(record).items()}
+            try:
+                pieces = self._record_contributions(module, record, _upcast(grad))
+            except PerExampleUnsupported:
+                raise
+            except Exception as exc:  # any shape the hooks did not foresee: name the module, let callers fall back
+                raise PerExampleUnsupported(
+                    f"module(s) {[self._names.get(module, '?')]} ({type(module).__name__})",
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                ) from exc
             for name, piece in pieces.items():
                 param = getattr(module, name, None)
                 if isinstance(param, nn.Parameter) and param.requires_grad:
                     out.setdefault(id(param), []).append(piece)
         return out
 
+    def _record_contributions(self, module: nn.Module, record: dict, grad: torch.Tensor) -> dict:
+        """``{parameter name: _Dense | _Outer}`` per-example gradient pieces of one layer call."""
+        x = record["args"][0]
+        if isinstance(module, nn.Linear):
+            g = _flatten_positions(grad, 1)
+            a = _flatten_positions(_upcast(x), 1)
+            pieces = {"weight": _Outer(u=g, v=a), "bias": _Dense(g.sum(1))}
+        elif isinstance(module, nn.Embedding):
+            ids = x.reshape(x.shape[0], -1)
+            g = grad.reshape(ids.shape[0], ids.shape[1], -1)
+            if module.padding_idx is not None:
+                g = g * (ids != module.padding_idx)[..., None]
+            pieces = {"weight": _Outer(v=g, ids=ids, rows=module.num_embeddings)}
+        elif isinstance(module, NORM_LAYER_TYPES):
+            dims = len(module.normalized_shape)
+            xf = _upcast(x)
+            reduce = tuple(range(xf.dim() - dims, xf.dim()))
+            if isinstance(module, nn.LayerNorm):
+                x_hat = F.layer_norm(xf, module.normalized_shape, eps=module.eps)  # no affine: x̂
+            else:
+                eps = module.eps if module.eps is not None else torch.finfo(x.dtype).eps
+                x_hat = xf * torch.rsqrt(xf.pow(2).mean(reduce, keepdim=True) + eps)
+            g = _flatten_positions(grad, dims)
+            shape = (g.shape[0], *module.normalized_shape)
+            pieces = {"weight": _Dense((g * _flatten_positions(x_hat, dims)).sum(1).view(shape))}
+            if getattr(module, "bias", None) is not None:
+                pieces["bias"] = _Dense(g.sum(1).view(shape))
+        else:
+            pieces = {n: _Dense(v) for n, v in self._func_per_example(record).items()}
+        return pieces
+
     def _func_per_example(self, record) -> dict[str, torch.Tensor]:
         module, args, kwargs, grad = record["module"], record["args"], record["kwargs"], record["grad"]
         if not all(isinstance(a, torch.Tensor) for a in args):
-            raise ValueError(
-                f"per-example norms for {type(module).__name__} need tensor-only positional inputs; "
-                "use source='accumulation' for this model"
+            raise PerExampleUnsupported(
+                f"module(s) {[self._names.get(module, '?')]} ({type(module).__name__})",
+                "needs tensor-only positional inputs for the torch.func fallback",
+                "Use source='accumulation' for this model",
             )
         params = {n: p.detach() for n, p in module.named_parameters(recurse=False) if p.requires_grad}
         from torch.func import functional_call, vjp, vmap
