@@ -120,13 +120,32 @@ def test_jackknife_of_a_plain_mean_is_the_standard_error():
 def test_measure_summary_weights_checkpoints_like_the_sweep():
     from trainwise.noise.run import summarize_checkpoints
 
-    def reading(value):
-        return {"value": value, "stderr": 10.0, "n": 8}
+    def reading(step, value, grad_sq_norm=2.0):
+        return {"step": step, "b_simple": {"value": value, "stderr": 10.0, "n": 8},
+                "trace_sigma": {"value": value * grad_sq_norm}, "grad_sq_norm": {"value": grad_sq_norm}}
 
-    checkpoints = [{"step": 0, "b_simple": reading(5.0)}, {"step": 50, "b_simple": reading(100.0)},
-                   {"step": 150, "b_simple": reading(300.0)}]
+    checkpoints = [reading(0, 5.0), reading(50, 100.0), reading(150, 300.0)]
     summary = summarize_checkpoints(checkpoints, [], batch_size=100)
     # step 0 is left out; step 50 stands for steps 0–100 (weight 100/(1 + 1)), step 150 for 100–150 (50/(1 + 3))
     assert summary["b_simple"]["value"] == pytest.approx((50 * 100 + 12.5 * 300) / 62.5)
     assert summary["b_simple"]["stderr"] == pytest.approx(math.hypot(50 * 10, 12.5 * 10) / 62.5)
     assert summarize_checkpoints(checkpoints, [])["b_simple"]["value"] == pytest.approx((100 * 100 + 50 * 300) / 150)
+
+
+def test_measure_summary_pools_a_checkpoint_whose_gradient_norm_came_out_negative():
+    """A checkpoint with |G|² < 0 is pooled with its neighbour (numerators and denominators, length-weighted),
+    never dropped and never averaged as a ratio; a window whose pooled denominator stays negative is not resolved."""
+    from trainwise.noise.run import summarize_checkpoints
+
+    def reading(step, trace_sigma, grad_sq_norm):
+        return {"step": step, "trace_sigma": {"value": trace_sigma}, "grad_sq_norm": {"value": grad_sq_norm},
+                "b_simple": {"value": trace_sigma / grad_sq_norm, "stderr": 10.0}}
+
+    checkpoints = [reading(0, 1.0, 1.0), reading(50, 200.0, 2.0), reading(150, 600.0, 2.0), reading(250, 300.0, -1.0)]
+    summary = summarize_checkpoints(checkpoints, [], batch_size=100)
+    # spans: [0, 100] B̂ = 100; [100, 200] and [200, 250] pooled: tr Σ (600·100 + 300·50)/150 = 500,
+    # |G|² (2·100 − 1·50)/150 = 1, B̂ = 500; weights 100/(1 + 1) = 50 and 150/(1 + 5) = 25
+    assert summary["b_simple"]["value"] == pytest.approx((50 * 100 + 25 * 500) / 75)
+    assert summary["b_simple"]["stderr"] is None  # a reading without a positive denominator has no error to propagate
+    broken = [reading(0, 1.0, 1.0), reading(50, 200.0, -2.0), reading(150, 600.0, -2.0)]
+    assert summarize_checkpoints(broken, [], batch_size=100)["b_simple"]["value"] is None

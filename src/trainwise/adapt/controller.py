@@ -7,9 +7,10 @@ accumulation steps, so memory stays flat once the micro-batch is full.
 Modes (every ``update_interval`` optimizer steps, once ``warmup_examples`` were seen):
 
 ``"noise"``
-    target ``B* = noise_fraction × B_simple`` (McCandlish et al. 2018: ``B_crit ≈ B_noise``, and
-    ``B_simple`` overestimates it 2–5×, hence a fraction; OLMo / Merrill et al. 2025 and nanoGNS warm
-    the batch up along the noise scale).
+    target ``B* = noise_fraction × B_simple``. The default fraction 1.0 is the plan's reading of the critical
+    batch (:mod:`trainwise.calibration`: with Adam, ``B_simple`` read 0.74–1.9× the swept ``B_crit``); a
+    fraction below 1 is the cautious choice (McCandlish et al. 2018 found plain step averages of ``B_simple``
+    2–5× above ``B_crit``). OLMo / Merrill et al. 2025 and nanoGNS warm the batch up along the noise scale.
 ``"goodput"``
     AdaptDL/Pollux: maximise ``goodput(B) = throughput(B) × E(B)`` over the feasible batches, with
     ``E(B) = (B_simple + B0)/(B_simple + B)`` and ``throughput`` from a

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from typing import Any, Sequence
 
 __all__ = ["fmt", "fmt_pm", "table", "print_json"]
@@ -22,10 +20,17 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def fmt_pm(entry: dict | None, digits: int = 3) -> str:
-    """``value ± stderr`` from a ``{"value", "stderr"}`` dict."""
+def fmt_pm(entry: dict | None, digits: int = 3, positive: bool = True) -> str:
+    """``value ± stderr`` from a ``{"value", "stderr"}`` dict; ``—`` when absent.
+
+    Noise scales and ``ε_max`` are positive by definition: with ``positive`` a value that is not (a ratio whose
+    denominator was not measurably positive) prints as ``not resolved``, never as a number.
+    """
     if not entry or entry.get("value") is None:
         return "—"
+    value = entry["value"]
+    if positive and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
+        return "not resolved"
     err = entry.get("stderr")
     return f"{fmt(entry['value'], digits)} ± {fmt(err, 2)}" if err is not None else fmt(entry["value"], digits)
 
@@ -45,5 +50,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | No
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=1, default=str)
-    sys.stdout.write("\n")
+    """Strict JSON on stdout (``null``, never ``NaN``): :func:`trainwise._io.print_json`."""
+    from trainwise._io import print_json as _print_json
+
+    _print_json(obj)

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(table(["step", "examples", "loss", "lr/B", f"B_simple ({unit})", f"B_noise ({unit})", "ε_max"]
                 + ([f"B_simple Adam P⁻¹g ({unit})"] if has_precond else []), rows))
-    print("(a reading shown as — is not resolved: its denominator was not measurably positive)")
+    print("(not resolved: the reading's denominator, |G|² or GᵀHG, was not measurably positive there)")
     w = summary["window"]
     print(f"\nwindow steps {w['first_step']}–{w['last_step']} ({w['checkpoints']} checkpoints, initialisation excluded; "
           "steps weighted by 1/(1 + B̂/B)):")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -87,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trainwise._device import resolve_device
+    from trainwise._io import print_json, write_json
     from trainwise.sweep import BranchedConfig, SweepConfig, load_task, run_branched, run_sweep
     from trainwise.sweep.noise_hook import default_noise_measure
 
@@ -106,10 +106,9 @@ def run(args: argparse.Namespace) -> int:
             from trainwise.report.plots import plot_branched
 
             result["files"] = {"plot": plot_branched(result, out / "branched.png")}
-            (out / "branched.json").write_text(json.dumps(result, indent=1))
+            write_json(out / "branched.json", result)
         if args.json:
-            json.dump(result, sys.stdout, indent=1)
-            print()
+            print_json(result)
         else:
             print(f"\n{result['method']}")
             print(f"{'step':>8s} {'examples':>10s} {'loss':>8s} {'largest batch keeping up':>26s}")
@@ -138,10 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
         data["files"] = {"steps_plot": plot_sweep_steps(data, out / "steps_vs_batch.png"),
                          "tradeoff_plot": plot_sweep_tradeoff(data, out / "steps_vs_examples.png")}
-        (out / "sweep.json").write_text(json.dumps(data, indent=1, default=str))
+        write_json(out / "sweep.json", data)
     if args.json:
-        json.dump(data, sys.stdout, indent=1, default=str)
-        print()
+        print_json(data)
     else:
         print(format_sweep(data))
         print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if not args.no_plots else ""))

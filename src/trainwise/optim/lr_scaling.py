@@ -112,8 +112,8 @@ def check_surge(new_batch_size: float, noise_scale: float, *, base_batch_size: f
     Past ``B_noise`` the Adam-optimal LR decreases with the batch size (the surge
     phenomenon), so a square-root (or linear) scale-up overshoots; keep the LR near its value
     at ``B ≈ B_noise`` or re-tune. ``noise_scale`` is a float in the same units as the batch
-    sizes (e.g. ``b_simple`` from a trainwise noise monitor; ``B_simple`` overestimates
-    ``B_noise`` by 2–5×, so this warning is conservative). Returns True when it warned.
+    sizes (e.g. ``b_simple`` from a trainwise noise monitor; on trainwise's benchmark ``B_simple`` and
+    ``B_noise`` differed by up to 3× either way, :mod:`trainwise.calibration`). Returns True when it warned.
     """
     new_batch_size = _positive("new_batch_size", new_batch_size)
     try:

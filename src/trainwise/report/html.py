@@ -26,6 +26,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px s
 th{background:#f3f3f3} td.l,th.l{text-align:left} tr.rec{background:#e7f6e7;font-weight:600}
 .note{color:#8a5300;margin:.2em 0} .src{color:#666;font-size:.88em} img{max-width:100%;margin:.5em 0}
 .kpi{display:inline-block;margin:.4em 1.5em .4em 0} .kpi b{font-size:1.4em;display:block}
+ul.explain{font-size:.9em;color:#333} details summary{cursor:pointer;color:#555}
 """
 
 
@@ -109,23 +110,67 @@ def _plot(result: dict, key: str, fallback) -> str:
         return '<p class="note">(plot skipped: matplotlib is not installed)</p>'
 
 
+#: one plain line per number the report shows (``{unit}`` is filled in)
+EXPLAIN = {
+    "b_simple": "B_simple ({unit}): the batch size at which the gradient's noise is as large as its signal, "
+    "tr(Σ)/|G|², read at a few checkpoints on fresh batches and averaged over the window.",
+    "b_noise": "B_noise ({unit}): the same, weighted by the curvature, tr(HΣ)/GᵀHG: the paper's predictor of the "
+    "critical batch. It needs Hessian-vector products and is noisier.",
+    "b_simple_monitor": "B_simple from the monitor ({unit}): B_simple from every training step's own gradients "
+    "(free while training). It averages every step, the checkpoint value only a few points, so the two differ by "
+    "the stretch of training they sample and by noise; both are shown with one standard error.",
+    "b_simple_precond": "B_simple (Adam) ({unit}): B_simple of the update Adam actually takes, g divided by √v̂.",
+    "b_noise_precond": "B_noise (Adam) ({unit}): B_noise of the update Adam actually takes.",
+    "eps_max": "ε_max: the best plain-SGD step size if the batch were infinite, |G|²/GᵀHG (not an Adam learning rate).",
+    "b_crit": "B_crit ({unit}): the critical batch. Below it, doubling the batch nearly halves the steps; above it, "
+    "steps hardly fall and compute grows. At B_crit a run takes twice the fewest steps and twice the fewest data.",
+    "batch": "Recommended batch ({unit}): B_crit, rounded to whole sequences on every device.",
+    "lr": "Learning rate: the rate to train at with the recommended batch, and how it was derived.",
+    "table": "The table: for each batch size, the steps, data and time to reach the same loss as the recommended "
+    "run on your budget (S/S_min and E/E_min: how far each is above its minimum).",
+}
+
+
+def _explain(names: list[str], unit: str) -> str:
+    items = "".join(f"<li>{html.escape(EXPLAIN[n].format(unit=unit))}</li>" for n in names if n in EXPLAIN)
+    return f'<details open><summary>What these numbers mean</summary><ul class="explain">{items}</ul></details>'
+
+
+_LABELS = {"b_simple": "B_simple", "b_noise": "B_noise", "b_simple_monitor": "B_simple (monitor)",
+           "b_simple_precond": "B_simple (Adam)", "b_noise_precond": "B_noise (Adam)", "eps_max": "ε_max"}
+
+
+def _resolved(est: Any) -> bool:
+    return isinstance(est, dict) and isinstance(est.get("value"), (int, float)) and math.isfinite(est["value"]) \
+        and est["value"] > 0
+
+
 def _section_measure(result: dict) -> str:
     data = result["data"]
     meta, summary = data.get("meta", {}), data.get("summary", {})
     unit = meta.get("unit", "examples")
-    kpis = []
-    for name in ("b_simple", "b_noise", "eps_max", "b_simple_monitor"):
+    kpis, shown = [], []
+    for name in ("b_simple", "b_noise", "b_simple_precond", "b_noise_precond", "b_simple_monitor", "eps_max"):
         est = summary.get(name)
-        if isinstance(est, dict) and est.get("value") is not None:
-            kpis.append(f'<span class="kpi">{name}<b>{_num(est["value"])}</b>± {_num(est.get("stderr"), 2)}</span>')
+        if est is None:
+            continue
+        shown.append(name)
+        suffix = "" if name == "eps_max" else f" {unit}"
+        value = f"{_num(est['value'])}{suffix}" if _resolved(est) else "not resolved"
+        kpis.append(f'<span class="kpi">{_LABELS[name]}<b>{value}</b>± {_num(est.get("stderr"), 2)}</span>')
     window = summary.get("window", {})
-    rows = [[c.get("step"), c.get("examples"), c.get("loss"), c.get("lr"),
-             (c.get("b_simple") or {}).get("value"), (c.get("b_noise") or {}).get("value")] for c in data.get("checkpoints", [])]
+
+    def cell(entry: Any) -> Any:
+        return entry["value"] if _resolved(entry) else "not resolved" if isinstance(entry, dict) else None
+
+    rows = [[c.get("step"), c.get("examples"), c.get("loss"), c.get("lr"), cell(c.get("b_simple")), cell(c.get("b_noise"))]
+            for c in data.get("checkpoints", [])]
     out = [f"<h2>Measurement</h2><p class='src'>{html.escape(str(result['path']))} — task {_num(meta.get('task'))}, "
-           f"batch {_num(meta.get('batch_size'))}, lr {_num(meta.get('lr'))}, optimizer {_num(meta.get('optimizer'))}, unit {unit}; "
-           f"window steps {_num(window.get('first_step'))}–{_num(window.get('last_step'))}</p>", "".join(kpis)]
+           f"batch {_num(meta.get('batch_size'))} examples, lr {_num(meta.get('lr'))}, optimizer {_num(meta.get('optimizer'))}, "
+           f"unit {unit}; window steps {_num(window.get('first_step'))}–{_num(window.get('last_step'))}</p>", "".join(kpis),
+           _explain(shown, unit)]
     if rows:
-        out.append(_table(["step", "examples", "loss", "lr", "B_simple", "B_noise"], rows))
+        out.append(_table(["step", "examples", "loss", "lr", f"B_simple ({unit})", f"B_noise ({unit})"], rows))
     plot = (data.get("files") or {}).get("plot")
     if plot:
         path = Path(plot) if Path(plot).exists() else result["path"].parent / Path(plot).name
@@ -139,21 +184,26 @@ def _section_plan(result: dict) -> str:
     plan = result["data"]
     unit = plan["unit"]
     rec, bc = plan["recommendation"], plan["b_crit"]
-    m = plan.get("measurement")
-    measured = ""
-    if m:
-        w = m.get("window", {})
-        measured = (f"<p>Measured ({html.escape(m['kind'])}, {html.escape(m['source_file'])}, steps {_num(w.get('first_step'))}–"
-                    f"{_num(w.get('last_step'))}): B_simple = {_num(m['b_simple']['value'])} ± {_num(m['b_simple']['stderr'], 2)} {unit}"
-                    + (f", B_noise = {_num(m['b_noise']['value'])} ± {_num(m['b_noise']['stderr'], 2)} {unit}" if m.get("b_noise") else "")
-                    + "</p>")
-    out = ["<h2>Plan</h2>", measured,
-           f'<span class="kpi">B_crit ({unit})<b>{_num(bc["value"])}</b>likely {_num(bc["low"])}–{_num(bc["high"])}</span>',
-           f'<span class="kpi">recommended batch<b>{_num(rec["batch_size"])}</b>{unit}</span>',
-           f'<span class="kpi">learning rate<b>{_num(rec["lr"])}</b>&nbsp;</span>',
-           f"<p class='src'>B_crit from {html.escape(bc['source'])}. {html.escape(bc['why'])}.<br>"
-           f"Batch: {html.escape(rec['why'])}. LR: {html.escape(str(rec['lr_source']))}.</p>",
+    first = next((r for r in plan["table"] if r["recommended"]), None)
+    time_kpi = ""
+    if first and first.get("wall_clock_h") is not None:
+        time_kpi = f'<span class="kpi">time to budget<b>{_num(first["wall_clock_h"])} h</b>{_num(first["steps"])} steps</span>'
+    validation = rec.get("lr_validation")
+    out = [f"<h2>Plan ({html.escape(Path(str(result['path'])).parent.name or 'plan')})</h2>",
+           f'<span class="kpi">recommended batch<b>{_num(rec["batch_size"])} {unit}</b>'
+           f'B_crit likely {_num(bc["low"])}–{_num(bc["high"])}</span>',
+           f'<span class="kpi">learning rate<b>{_num(rec["lr"])}</b>'
+           + (html.escape(validation.split(" (")[0]) if validation else "not validated for this case") + "</span>",
+           time_kpi,
+           f"<p class='src'>B_crit ≈ {_num(bc['value'])} {unit} from {html.escape(bc['source'])}. {html.escape(bc['why'])}.<br>"
+           f"Batch: {html.escape(rec['why'])}. Learning rate: {html.escape(str(rec['lr_source']))}"
+           + (f". Validated: {html.escape(validation)}" if validation else "") + ".</p>",
+           _explain(["b_crit", "batch", "lr", "table"], unit),
            f"<p>{html.escape(plan['tradeoff']['target'])}</p>"]
+    m = plan.get("measurement")
+    if m and m.get("predictors"):
+        out.append("<p class='src'>Readings (" + unit + "): " + ", ".join(
+            f"{_LABELS.get(k, k)} {_num(v['value'])} ± {_num(v.get('stderr'), 2)}" for k, v in m["predictors"].items()) + "</p>")
     rows, classes = [], []
     for r in plan["table"]:
         rows.append([r["batch_size"], r["steps"], r["steps_over_min"], r["tokens"] if r["tokens"] is not None else r["examples"],
@@ -162,6 +212,10 @@ def _section_plan(result: dict) -> str:
         classes.append("rec" if r["recommended"] else "")
     out.append(_table([f"batch ({unit})", "steps", "S/S_min", "tokens" if plan["table"][0]["tokens"] is not None else unit,
                        "E/E_min", "wall-clock h", "device-h", "FLOPs", ""], rows, classes))
+    if rec.get("lr_options"):
+        out.append(_table(["learning-rate option", "value"], [[k, v] for k, v in rec["lr_options"].items()]
+                          + ([["stability limit (from ε_max)", rec["lr_limits"]["stability"]]]
+                             if (rec.get("lr_limits") or {}).get("stability") else [])))
     out.append(_plot(result, "plot", plot_plan_tradeoff))
     if plan.get("laws"):
         out.append(_table(["law", "batch (tokens)", "B_crit (tokens)", "lr", "source"],
