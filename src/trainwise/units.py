@@ -100,7 +100,7 @@ class BatchUnit:
         if self.tokens_per_example is None:
             raise ValueError(f"{what} is in tokens but the measurement counts examples and its sequence length is "
                              "unknown: pass --seq-len (tokens per example), or give the budget in examples "
-                             "(e.g. 2M examples)")
+                             "(--examples 2M) or the throughput in examples (120ex/s)")
         return float(self.tokens_per_example)
 
     def label(self) -> str:

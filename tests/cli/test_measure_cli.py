@@ -40,3 +40,61 @@ def test_measure_rejects_bad_arguments(tmp_path, capsys):
     assert main(["measure", "--task", "digits-mlp", "--source", "accumulation", "--micro-batches", "3",
                  "--batch-size", "16", "--out", str(tmp_path)]) == 2
     assert "--micro-batches" in capsys.readouterr().err
+
+
+TASK_FILE = '''"""A user's own task: noisy linear regression, 30 lines, nothing built in."""
+import torch
+from torch import nn
+from trainwise.tasks import Task
+
+
+class MyRegression(Task):
+    name = "my-regression"
+    default_lr = 0.05
+    default_batch_size = 16
+    default_optimizer = "sgd"
+
+    def __init__(self, device="cpu"):
+        super().__init__(device)
+        g = torch.Generator().manual_seed(0)
+        self.w = torch.randn(6, 1, generator=g)
+        self.x_test = torch.randn(256, 6, generator=g)
+        self.y_test = self.x_test @ self.w + 0.5 * torch.randn(256, 1, generator=g)
+
+    def make_model(self, seed=0):
+        torch.manual_seed(seed)
+        return nn.Linear(6, 1)
+
+    def loss_fn(self, model, batch):
+        x, y = batch
+        return ((model(x) - y) ** 2).squeeze(1)  # per-example losses, shape [B]
+
+    def num_train_examples(self):
+        return 10**9  # fresh data every draw
+
+    def sample_batch(self, batch_size, generator, split="train"):
+        x = torch.randn(batch_size, 6, generator=generator)
+        return x, x @ self.w + 0.5 * torch.randn(batch_size, 1, generator=generator)
+
+    def eval_batches(self):
+        return [(self.x_test, self.y_test)]
+'''
+
+
+def test_measure_then_plan_on_a_users_task_file(tmp_path, capsys):
+    task_file = tmp_path / "my_task.py"
+    task_file.write_text(TASK_FILE)
+    out = tmp_path / "run"
+    assert main(["measure", "--task", str(task_file), "--steps", "30", "--checkpoints", "3", "--rel-err", "0.2",
+                 "--max-rounds", "64", "--out", str(out), "--quiet", "--no-plot"]) == 0
+    text = capsys.readouterr().out
+    assert "my-regression" in text and "critical batch B_crit" in text and "not resolved" not in text.split("window")[1]
+    result = json.loads((out / "measure.json").read_text())
+    assert result["meta"]["rounds"] is None and result["meta"]["rel_err"] == 0.2
+    # each checkpoint after the start stopped on the precision asked for, or the cap
+    assert all(c["stopped"] in ("precision", "max_rounds") for c in result["checkpoints"])
+    assert main(["plan", "--from", str(out), "--optimizer", "sgd"]) == 0
+    assert "Recommended learning rate" in capsys.readouterr().out
+    assert main(["compare-optimizers", "--task", str(task_file), "--optimizers", "adamw,sgd-cosine", "--steps", "5",
+                 "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task"] == "my-regression"

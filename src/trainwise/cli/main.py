@@ -6,6 +6,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from types import ModuleType
 
 import trainwise
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from the library, as one line a user reads (no source line of ours)."""
+    print(f"trainwise: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(run(args) or 0)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trainwise: error: {exc}", file=sys.stderr)
         return 2

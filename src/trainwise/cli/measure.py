@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where B_small comes from: exact per-example norms, or accumulation micro-batches")
     parser.add_argument("--micro-batches", type=int, default=4, help="micro-batches per step with --source accumulation")
     parser.add_argument("--checkpoints", type=int, default=6, help="points in training with a full Hessian measurement")
-    parser.add_argument("--rounds", type=int, default=16, help="batches averaged at each checkpoint")
+    parser.add_argument("--rounds", type=int, default=16, help="batches averaged at each checkpoint (default 16)")
+    parser.add_argument("--rel-err", type=float, default=None, metavar="X",
+                        help="instead of a fixed --rounds, measure each checkpoint until the relative standard error of "
+                        "B_simple (and B_noise) is at most X, e.g. 0.1 (at most --max-rounds batches)")
+    parser.add_argument("--max-rounds", type=int, default=256, help="cap on batches per checkpoint with --rel-err")
     parser.add_argument("--measure-batch-size", type=int, default=None, help="batch size of checkpoint measurements")
     parser.add_argument("--no-hessian", action="store_true", help="skip Hessian-vector products (no B_noise, ε_max)")
     parser.add_argument("--no-precondition", action="store_true",
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     result = run_measurement(
         task, steps=args.steps, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        source=args.source, micro_batches=args.micro_batches, checkpoints=args.checkpoints, rounds=args.rounds,
+        source=args.source, micro_batches=args.micro_batches, checkpoints=args.checkpoints,
+        rounds=None if args.rel_err is not None else args.rounds, rel_err=args.rel_err or 0.1, max_rounds=args.max_rounds,
         measure_batch_size=args.measure_batch_size, hessian=not args.no_hessian, unit=args.unit, seed=args.seed,
         out_dir=out, show_progress=not args.quiet, precondition=False if args.no_precondition else None,
     )
@@ -69,14 +74,16 @@ def run(args: argparse.Namespace) -> int:
           f"batch {meta['batch_size']} examples, lr {meta['lr']:g}, {meta['optimizer']}, {meta['steps']} steps, "
           f"{meta['seconds']:.0f} s")
     print(f"noise scale in {unit}" + (f" ({meta['tokens_per_example']:g} tokens per example)" if unit == "tokens" else "")
-          + f"; each checkpoint averages {meta['rounds']} batches of {meta['measure_batch_size']}; ± is one standard error\n")
+          + "; each checkpoint averages " + (f"{meta['rounds']} batches" if meta.get("rounds") else
+                                              f"batches until ±{meta['rel_err']:.0%} (rounds column)")
+          + f" of {meta['measure_batch_size']}; ± is one standard error\n")
     has_precond = any(c.get("precond") for c in result["checkpoints"])
     rows = [
-        [c["step"], c["examples"], c["loss"], f"{c['temperature']:.2g}", fmt_pm(c["b_simple"]), fmt_pm(c.get("b_noise")),
+        [c["step"], c["rounds"], c["examples"], c["loss"], f"{c['temperature']:.2g}", fmt_pm(c["b_simple"]), fmt_pm(c.get("b_noise")),
          fmt_pm(c.get("eps_max"))] + ([fmt_pm((c.get("precond") or {}).get("b_simple"))] if has_precond else [])
         for c in result["checkpoints"]
     ]
-    print(table(["step", "examples", "loss", "lr/B", f"B_simple ({unit})", f"B_noise ({unit})", "ε_max"]
+    print(table(["step", "rounds", "examples", "loss", "lr/B", f"B_simple ({unit})", f"B_noise ({unit})", "ε_max"]
                 + ([f"B_simple Adam P⁻¹g ({unit})"] if has_precond else []), rows))
     print("(not resolved: the reading's denominator, |G|² or GᵀHG, was not measurably positive there)")
     w = summary["window"]

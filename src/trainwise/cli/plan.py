@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", metavar="FIRST:LAST", help="steps of noise.jsonl to average (default: every measured step)")
     parser.add_argument("--params", metavar="N", help="model parameters (non-embedding), e.g. 350M")
     parser.add_argument("--tokens", metavar="D", help="token budget, e.g. 20B (an examples-unit measurement also needs --seq-len)")
+    parser.add_argument("--examples", metavar="E", help="data budget in examples (sequences), e.g. 2M; instead of --tokens")
     parser.add_argument("--compute", metavar="C", help="compute budget in FLOPs, e.g. 1e21 (gives D = C/6N)")
     parser.add_argument("--devices", type=_whole("--devices", 1), default=1, help="number of devices (default 1)")
     parser.add_argument("--throughput", metavar="RATE", help="per-device throughput, e.g. 14000tok/s or 120ex/s")
@@ -49,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     reading = read_measurement(args.source, args.window) if args.source else None
     params = parse_quantity(args.params, "--params") if args.params else None
     tokens = parse_quantity(args.tokens, "--tokens") if args.tokens else None
+    examples = parse_quantity(args.examples, "--examples") if args.examples else None
     compute = parse_quantity(args.compute, "--compute") if args.compute else None
     throughput = parse_throughput(args.throughput) if args.throughput else None
-    plan = make_plan(reading, params=params, tokens=tokens, compute=compute, devices=args.devices,
+    plan = make_plan(reading, params=params, tokens=tokens, examples=examples, compute=compute, devices=args.devices,
                      throughput=throughput, seq_len=args.seq_len, optimizer=args.optimizer)
     if args.out:
         out = Path(args.out)

@@ -151,7 +151,9 @@ def run_measurement(
     source: str = "per_example",
     micro_batches: int = 4,
     checkpoints: int = 6,
-    rounds: int = 16,
+    rounds: int | None = 16,
+    rel_err: float = 0.1,
+    max_rounds: int = 256,
     measure_batch_size: int | None = None,
     hessian: bool = True,
     unit: str = "auto",
@@ -210,6 +212,7 @@ def run_measurement(
         "tokens_per_example": tokens_per_example,
         "measure_batch_size": measure_batch_size,
         "rounds": rounds,
+        "rel_err": None if rounds is not None else rel_err,
         "train_examples": task.num_train_examples(),
     }
     is_adam = isinstance(opt, torch.optim.Adam | torch.optim.AdamW)
@@ -224,6 +227,8 @@ def run_measurement(
     )
     stream = task.batches(batch_size, seed=seed)
     probe_stream = task.batches(measure_batch_size, seed=seed + 10_000)  # independent of training data order
+    # a fixed number of rounds per checkpoint, or (rounds=None) as many as reach the relative error rel_err
+    precision = {} if rounds is not None else {"rel_err": rel_err, "max_rounds": max_rounds}
     at = set(_checkpoint_steps(steps, checkpoints))
     checkpoint_rows: list[dict] = []
     started = time.perf_counter()
@@ -232,18 +237,19 @@ def run_measurement(
         loss = task.eval_loss(model)
         monitor.pause()  # the probe's passes are not training steps
         result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
-                                     tokens_per_example=tokens_per_example)
+                                     tokens_per_example=tokens_per_example, **precision)
         precond_row = None
         if precondition and step > 0:
             pre = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
-                                      tokens_per_example=tokens_per_example, preconditioner=opt)
+                                      tokens_per_example=tokens_per_example, preconditioner=opt, **precision)
             precond_row = {k: v for k, v in pre.to_dict().items()
                            if k in ("b_simple", "b_noise", "eps_max", "delta_l_max", "ghg", "trace_h_sigma",
                                    "grad_sq_norm", "trace_sigma")}
         monitor.resume()
         current_lr = float(opt.param_groups[0]["lr"])
         measured = result.to_dict()
-        measured.pop("info", None)
+        info = measured.pop("info", None) or {}
+        measured["stopped"] = info.get("stopped")
         measured["measure_examples"] = measured.pop("examples")
         row = {**measured, "step": step, "examples": step * batch_size, "loss": loss, "lr": current_lr,
                "temperature": current_lr / batch_size}

@@ -76,7 +76,7 @@ def choose_b_crit(reading: NoiseReading, family: str) -> dict:
         "source": f"{label} = {_fmt(base['value'])} averaged over {_window_text(reading)} of {reading.source_file}"
         + ("" if abs(point - 1) < 0.005 else f", divided by {point:.2g}"),
         "why": f"for {family} runs, {label} was the steadiest predictor on trainwise's benchmark: it read "
-        f"{low_ratio:.2g}–{high_ratio:.2g}× the swept B_crit over {rows} targets of {len(calib.settings)} tasks "
+        f"{low_ratio:.2g}–{high_ratio:.2g}× the swept B_crit over {rows} targets of {len(calib.settings)} task{'s' if len(calib.settings) > 1 else ''} "
         f"(geometric mean {point:.2g}; docs/critical-batch.md, Calibration); the range adds ±1 standard error ({rel:.0%})",
         "calibration": {"low": low_ratio, "high": high_ratio, "geometric_mean": point, "targets": rows,
                         "settings": list(calib.settings)},
@@ -118,7 +118,7 @@ def recommend_lr(reading: NoiseReading | None, rec_batch_examples: float, b_crit
         b0, lr0 = reading.batch_size, reading.lr
         if family == "sgd":
             ratio = noise_scale_lr_ratio(rec_batch_examples, b0, b_crit_examples)
-            rule = "ε_opt(B) ∝ 1/(1 + B_n/B) (linear below B_n, flat above; McCandlish et al. 2018)"
+            rule = "saturating rule ε_opt(B) ∝ 1/(1 + B_n/B) (linear below B_n, flat above; McCandlish et al. 2018)"
             options["linear rule (no saturation)"] = lr0 * rec_batch_examples / b0
         else:
             ratio = surge_lr_ratio(rec_batch_examples, b0, b_crit_examples)
@@ -160,6 +160,7 @@ def make_plan(
     *,
     params: float | None = None,
     tokens: float | None = None,
+    examples: float | None = None,
     compute: float | None = None,
     devices: int = 1,
     throughput: tuple[float, str] | None = None,
@@ -170,7 +171,7 @@ def make_plan(
     """Recommend a batch size and learning rate and tabulate the steps/data/time trade-off (module docstring).
 
     Needs a ``reading`` or ``params`` with ``tokens`` or ``compute``. Batch sizes are in the reading's unit, or in
-    tokens without a reading. A token budget or a throughput in a unit the reading does not count needs the
+    tokens without a reading. The data budget is ``tokens``, or ``examples`` (sequences), not both. A token budget or a throughput in a unit the reading does not count needs the
     sequence length (``seq_len``, or the reading's ``tokens_per_example``); without it the plan refuses.
     """
     if reading is None and params is None:
@@ -179,7 +180,9 @@ def make_plan(
         raise ValueError(f"--devices must be a whole number >= 1, got {devices!r}")
     if seq_len is not None and (isinstance(seq_len, bool) or not _finite(seq_len) or seq_len < 1):
         raise ValueError(f"--seq-len must be a whole number >= 1 (tokens per sequence), got {seq_len!r}")
-    for name, value in (("--params", params), ("--tokens", tokens), ("--compute", compute)):
+    if tokens is not None and examples is not None:
+        raise ValueError("give the data budget once: --tokens or --examples, not both")
+    for name, value in (("--params", params), ("--tokens", tokens), ("--examples", examples), ("--compute", compute)):
         if value is not None and (not _finite(value) or value <= 0):
             raise ValueError(f"{name} must be positive and finite, got {value!r}")
     notes: list[str] = []
@@ -266,7 +269,14 @@ def make_plan(
 
     # --- trade-off table ---
     crit = b_crit["value"]
-    if tokens is not None:
+    if examples is not None:
+        budget = examples * per_example  # in the plan's unit
+        if unit is None:
+            raise ValueError("--examples needs a measurement or --seq-len to convert sequences to tokens")
+        e_min = budget / (1.0 + rec_batch / crit)
+        target_note = (f"target: the loss the budget of {_fmt(examples)} examples reaches at the recommended batch "
+                       f"(E_min = {_fmt(e_min)} {unit_name})")
+    elif tokens is not None:
         budget = tokens / unit.tokens_per("--tokens") if unit is not None and unit.name == "examples" else tokens
         e_min = budget / (1.0 + rec_batch / crit)
         target_note = (f"target: the loss the budget of {_fmt(tokens)} tokens reaches at the recommended batch "
@@ -321,7 +331,7 @@ def make_plan(
         "unit": unit_name,
         "tokens_per_example": unit.tokens_per_example if unit is not None else None,
         "measurement": reading.to_dict() if reading else None,
-        "inputs": {"params": params, "tokens": tokens, "compute": compute, "devices": devices,
+        "inputs": {"params": params, "tokens": tokens, "examples": examples, "compute": compute, "devices": devices,
                    "throughput": list(throughput) if throughput else None, "seq_len": seq_len, "optimizer": opt_name,
                    "family": family, "momentum": momentum},
         "b_crit": b_crit,
