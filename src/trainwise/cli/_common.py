@@ -2,10 +2,50 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 from typing import Any, Sequence
 
-__all__ = ["fmt", "fmt_pm", "table", "print_json"]
+__all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction"]
+
+
+def whole(name: str, low: int = 1):
+    """An argparse type: a whole number ``>= low``, refused with the option's name and the value otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= {low}, got {text!r}")
+        return value
+    return parse
+
+
+def positive_float(name: str):
+    """An argparse type: a positive, finite number."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive, finite number, got {text!r}")
+        return value
+    return parse
+
+
+def fraction(name: str):
+    """An argparse type: a number strictly between 0 and 1."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number between 0 and 1, got {text!r}") from None
+        if not 0.0 < value < 1.0:
+            raise argparse.ArgumentTypeError(f"{name} must be between 0 and 1 (exclusive), got {text!r}")
+        return value
+    return parse
 
 
 def fmt(x: Any, digits: int = 3) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from trainwise.cli._common import fraction, positive_float, whole
+
 COMMAND = "measure"
 HELP = "train a built-in task briefly and measure the gradient noise scale (B_simple, B_noise, ε_max) over training"
 
@@ -12,20 +14,20 @@ HELP = "train a built-in task briefly and measure the gradient noise scale (B_si
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="char-gpt",
                         help="built-in task (char-gpt (default), digits-mlp, teacher-student) or your own task file FILE.py")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps to train (default 300)")
-    parser.add_argument("--batch-size", type=int, default=None, help="training batch in examples (task default)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (task default)")
+    parser.add_argument("--steps", type=whole("--steps", 1), default=300, help="optimizer steps to train (default 300)")
+    parser.add_argument("--batch-size", type=whole("--batch-size", 2), default=None, help="training batch in examples (task default)")
+    parser.add_argument("--lr", type=positive_float("--lr"), default=None, help="learning rate (task default)")
     parser.add_argument("--optimizer", default=None, choices=["adamw", "sgd", "sgdm"], help="optimizer (task default)")
     parser.add_argument("--source", default="per_example", choices=["per_example", "accumulation"],
                         help="where B_small comes from: exact per-example norms, or accumulation micro-batches")
-    parser.add_argument("--micro-batches", type=int, default=4, help="micro-batches per step with --source accumulation")
-    parser.add_argument("--checkpoints", type=int, default=6, help="points in training with a full Hessian measurement")
-    parser.add_argument("--rounds", type=int, default=16, help="batches averaged at each checkpoint (default 16)")
-    parser.add_argument("--rel-err", type=float, default=None, metavar="X",
+    parser.add_argument("--micro-batches", type=whole("--micro-batches", 2), default=4, help="micro-batches per step with --source accumulation")
+    parser.add_argument("--checkpoints", type=whole("--checkpoints", 1), default=6, help="points in training with a full Hessian measurement")
+    parser.add_argument("--rounds", type=whole("--rounds", 2), default=16, help="batches averaged at each checkpoint (default 16)")
+    parser.add_argument("--rel-err", type=fraction("--rel-err"), default=None, metavar="X",
                         help="instead of a fixed --rounds, measure each checkpoint until the relative standard error of "
                         "B_simple (and B_noise) is at most X, e.g. 0.1 (at most --max-rounds batches)")
-    parser.add_argument("--max-rounds", type=int, default=256, help="cap on batches per checkpoint with --rel-err")
-    parser.add_argument("--measure-batch-size", type=int, default=None, help="batch size of checkpoint measurements")
+    parser.add_argument("--max-rounds", type=whole("--max-rounds", 2), default=256, help="cap on batches per checkpoint with --rel-err")
+    parser.add_argument("--measure-batch-size", type=whole("--measure-batch-size", 2), default=None, help="batch size of checkpoint measurements")
     parser.add_argument("--no-hessian", action="store_true", help="skip Hessian-vector products (no B_noise, ε_max)")
     parser.add_argument("--no-precondition", action="store_true",
                         help="with Adam/AdamW, skip the second, preconditioned (P⁻¹g) measurement at checkpoints")

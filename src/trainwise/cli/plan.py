@@ -5,20 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from trainwise.cli._common import whole
+
 COMMAND = "plan"
 HELP = "recommend a batch size and learning rate, with the steps/data/time trade-off to a token budget"
-
-
-def _whole(name: str, low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= {low}, got {text!r}")
-        return value
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", metavar="D", help="token budget, e.g. 20B (an examples-unit measurement also needs --seq-len)")
     parser.add_argument("--examples", metavar="E", help="data budget in examples (sequences), e.g. 2M; instead of --tokens")
     parser.add_argument("--compute", metavar="C", help="compute budget in FLOPs, e.g. 1e21 (gives D = C/6N)")
-    parser.add_argument("--devices", type=_whole("--devices", 1), default=1, help="number of devices (default 1)")
+    parser.add_argument("--devices", type=whole("--devices", 1), default=1, help="number of devices (default 1)")
     parser.add_argument("--throughput", metavar="RATE", help="per-device throughput, e.g. 14000tok/s or 120ex/s")
-    parser.add_argument("--seq-len", type=_whole("--seq-len", 1), help="tokens per sequence (converts examples and tokens)")
+    parser.add_argument("--seq-len", type=whole("--seq-len", 1), help="tokens per sequence (converts examples and tokens)")
     parser.add_argument("--optimizer", choices=["adamw", "adam", "sgd", "sgdm"],
                         help="the optimizer you will train with (default: the measured run's, else adamw)")
     parser.add_argument("--out", metavar="DIR", help="write plan.json and plan.png here")

@@ -175,11 +175,13 @@ def run_measurement(
         raise ValueError(f"steps must be >= 1, got {steps}")
     if source not in ("per_example", "accumulation"):
         raise ValueError(f"measure runs in one process: source must be per_example or accumulation, got {source!r}")
-    batch_size = batch_size or task.default_batch_size
+    batch_size = task.default_batch_size if batch_size is None else batch_size
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (the noise estimate needs two examples per step), got {batch_size!r}")
     if source == "accumulation" and (micro_batches < 2 or batch_size % micro_batches):
         raise ValueError(f"--micro-batches must be >= 2 and divide --batch-size ({batch_size}), got {micro_batches}")
     lr = task.default_lr if lr is None else lr
-    measure_batch_size = measure_batch_size or max(64, batch_size)
+    measure_batch_size = max(64, batch_size) if measure_batch_size is None else measure_batch_size
     if unit not in ("auto", "tokens", "examples"):
         raise ValueError(f"unit must be auto, tokens or examples, got {unit!r}")
     tokens_per_example = task.tokens_per_example if unit in ("auto", "tokens") else None

@@ -266,7 +266,7 @@ def read_measure_json(path: str | Path) -> NoiseReading:
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
         raise ValueError(f"{str(path)!r} has no \"summary\" object: is it the measure.json of `trainwise measure`?")
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    meta = _object(data, "meta", path, required=False)
     unit = BatchUnit.from_meta(meta, where=f"{str(path)!r} field meta")
     summary = data["summary"]
     predictors = {}
@@ -284,7 +284,7 @@ def read_measure_json(path: str | Path) -> NoiseReading:
     checkpoints = [c for c in checkpoints if isinstance(c, dict)]
     lrs = [c["lr"] for c in checkpoints if _finite(c.get("lr"))]
     losses = [c["loss"] for c in checkpoints if _finite(c.get("loss"))]
-    window = dict(summary.get("window") or {})
+    window = dict(_object(summary, "window", path, required=False, where="summary.window"))
     window.setdefault("how", "as chosen by trainwise measure")
 
     def _entry(name: str) -> dict[str, float] | None:
@@ -321,12 +321,22 @@ def read_sweep_json(path: str | Path) -> NoiseReading:
     fit = usable[target]
     if len(usable) < len(fits):
         notes.append(f"targets {', '.join(sorted(set(fits) - set(usable)))} were left out: their fits carry warnings")
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    per_batch = (data.get("noise") or {}).get("per_batch_size") or {}
-    tuned = {str(b): float(e["lr"]) for b, e in per_batch.items() if isinstance(e, dict) and _finite(e.get("lr"))}
+    config = _object(data, "config", path, required=False)
+    noise = _object(data, "noise", path, required=False)
+    per_batch = _object(noise, "per_batch_size", path, required=False, where="noise.per_batch_size")
+    tuned = {}
+    for b, e in per_batch.items():
+        try:
+            batch = float(b)
+        except ValueError:
+            raise ValueError(f"{str(path)!r}: noise.per_batch_size has the key {b!r}; keys are batch sizes") from None
+        if isinstance(e, dict) and _finite(e.get("lr")) and e["lr"] > 0 and math.isfinite(batch) and batch > 0:
+            tuned[b] = float(e["lr"])
+    targets = _object(noise, "targets", path, required=False, where="noise.targets")
+    per_target = targets.get(target) if isinstance(targets.get(target), dict) else {}
     predictors: dict[str, dict[str, float]] = {}
     for name in PREDICTOR_NAMES:
-        est = ((data.get("noise") or {}).get("targets") or {}).get(target, {}).get(name)
+        est = per_target.get(name)
         if _positive(est):
             predictors[name] = {"value": float(est["value"]), "stderr": math.nan}
     stderr = fit.get("b_crit_stderr")
@@ -339,6 +349,17 @@ def read_sweep_json(path: str | Path) -> NoiseReading:
                          "target": float(target)},
         tuned_lr=tuned or None, meta={"task": config.get("task")}, warnings=notes,
     )
+
+
+def _object(data: dict, key: str, path: Path, required: bool = True, where: str | None = None) -> dict:
+    """``data[key]`` as a JSON object; a missing optional one is empty; anything else is refused, naming the field."""
+    value = data.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{str(path)!r}: field {where or key!r} is {type(value).__name__} {str(value)[:40]!r}; "
+                         "expected a JSON object")
+    return value
 
 
 def _load_json(path: Path) -> Any:

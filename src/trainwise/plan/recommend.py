@@ -209,8 +209,14 @@ def make_plan(
         opt_name = "adamw"
         if reading is not None:
             notes.append("the measurement does not name its optimizer: the plan assumes AdamW (pass --optimizer)")
-    family, momentum = optimizer_family(opt_name)
-    opt_name = opt_name.lower()
+    try:
+        family, momentum = optimizer_family(opt_name)
+    except ValueError as exc:
+        if optimizer is not None:
+            raise ValueError(f"--optimizer: {exc}") from None
+        raise ValueError(f"{reading.source_file}: the measured run's optimizer field: {exc}; pass --optimizer to say "
+                         "which one you will train with") from None
+    opt_name = str(opt_name).lower()
 
     laws: dict[str, dict] = {}
     if tokens is not None:
