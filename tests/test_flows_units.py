@@ -176,6 +176,27 @@ def test_measure_to_plan_in_examples_and_tokens(tmp_path):
     assert plans["tokens"]["recommendation"]["batch_tokens"] == plans["examples"]["recommendation"]["batch_tokens"]
     text = format_plan(plans["tokens"])
     assert "tokens" in text and "nan" not in text.lower()
+    # the report of each run: its recommended batch and B_crit, read back from the page, agree across units
+    from trainwise._io import write_json
+    from trainwise.report.html import write_report
+
+    pages = {}
+    for unit, plan in plans.items():
+        write_json(tmp_path / unit / "plan" / "plan.json", plan)
+        pages[unit] = write_report([tmp_path / unit, tmp_path / unit / "plan"], tmp_path / f"{unit}.html").read_text()
+    batch = {u: _kpi(page, "recommended batch") for u, page in pages.items()}
+    assert batch["tokens"] == pytest.approx(T * batch["examples"], rel=0.01)
+    b_simple = {u: _kpi(page, "B_simple") for u, page in pages.items()}
+    assert b_simple["tokens"] == pytest.approx(T * b_simple["examples"], rel=0.01)
+
+
+def _kpi(page: str, label: str) -> float:
+    """The number a report shows under a KPI label (``1.23k`` style), as a float."""
+    import re
+
+    match = re.search(re.escape(label) + r"[^<]*<b>([0-9.]+)([kMBT]?)", page)
+    assert match, label
+    return float(match.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}[match.group(2)]
 
 
 def test_sweep_to_plan_to_report(tmp_path, capsys):
