@@ -158,6 +158,6 @@ def test_lsh_candidates_below_threshold_are_not_removed():
 
 def test_jaccard_and_candidate_probability_closed_forms():
     assert jaccard({1, 2, 3}, {2, 3, 4}) == 0.5
-    assert jaccard(set(), set()) == 1.0
+    assert jaccard(set(), set()) == 0.0  # one definition for pre-training and SFT (trainwise.data.similarity)
     assert abs(candidate_probability(0.8) - (1 - (1 - 0.8**8) ** 14)) < 1e-15
     assert candidate_probability(0.8) > 0.92 and candidate_probability(0.5) < 0.06

@@ -29,6 +29,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from trainwise._optional import require
+from trainwise.data.similarity import candidate_probability as _candidate_probability
+from trainwise.data.similarity import connected_components, jaccard
 
 __all__ = [
     "MinHashSettings",
@@ -53,18 +55,8 @@ def exact_text_hash(text: str) -> int:
 
 
 def candidate_probability(similarity: float, bands: int = 14, rows: int = 8) -> float:
-    """``1 − (1 − s^r)^b``: probability that LSH proposes a pair of Jaccard similarity ``s``."""
-    if not 0.0 <= similarity <= 1.0:
-        raise ValueError(f"similarity must be in [0, 1], got {similarity!r}")
-    return 1.0 - (1.0 - similarity**rows) ** bands
-
-
-def jaccard(a: set[int] | frozenset[int], b: set[int] | frozenset[int]) -> float:
-    """``|A ∩ B| / |A ∪ B|`` (1.0 for two empty sets)."""
-    if not a and not b:
-        return 1.0
-    inter = len(a & b)
-    return inter / (len(a) + len(b) - inter)
+    """``1 − (1 − s^r)^b`` with this pipeline's default bands and rows (:func:`trainwise.data.similarity.candidate_probability`)."""
+    return _candidate_probability(similarity, bands, rows)
 
 
 @dataclass(frozen=True)
@@ -195,20 +187,7 @@ class NearDuplicateIndex:
 
     def clusters(self, threshold: float | None = None) -> list[list[int]]:
         """Connected components (size ≥ 2) of the verified pairs."""
-        parent = list(range(len(self._shingle_sets)))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for i, j, _ in self.verified_pairs(threshold):
-            parent[find(j)] = find(i)
-        groups: dict[int, list[int]] = defaultdict(list)
-        for i in range(len(parent)):
-            groups[find(i)].append(i)
-        return [members for members in groups.values() if len(members) > 1]
+        return connected_components(len(self._shingle_sets), self.verified_pairs(threshold))[0]
 
 
 # --- datatrove pipeline steps ---------------------------------------------------------------------
