@@ -36,7 +36,7 @@ def test_near_duplicates_match_brute_force():
     vocab = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
     base = [" ".join(rng.choice(vocab) for _ in range(12)) for _ in range(30)]
     texts = base + [t.replace(t.split()[0], "omega", 1) for t in base[:10]]  # 10 perturbed copies
-    found = find_near_duplicates(texts, threshold=0.6)
+    found = find_near_duplicates(texts, threshold=0.6, unit="char", guard=False)
     shingles = [char_shingles(t) for t in texts]
     truth = {(i, j) for i, j in itertools.combinations(range(len(texts)), 2) if jaccard(shingles[i], shingles[j]) >= 0.6}
     reported = {(i, j) for i, j, _ in found.pairs}
@@ -54,7 +54,7 @@ def test_decontamination_reports_pairs():
     train = ["unrelated text about cooking pasta with tomato sauce and basil leaves",
              "Q: The quick brown fox jumps over the lazy dog near the river bank today. A: yes",
              "What is two plus two?"]
-    report = decontaminate(train, evals, ngram=8)
+    report = decontaminate(train, evals, ngram=8, embedding="none")
     assert report.contaminated == [1, 2]
     by = report.by_train()
     assert by[1][0].eval_index == 0 and by[1][0].overlap == 1.0 and not by[1][0].exact
@@ -86,7 +86,7 @@ def test_gsm8k_socratic_flagged_and_train_test_clean(shared_data):
     socratic = load_jsonl(shared_data / "gsm8k" / "test_socratic.jsonl")
     train = load_jsonl(shared_data / "gsm8k" / "train.jsonl")
     # the Socratic file repeats every test question: each one is a near-duplicate of a test question
-    found = find_near_duplicates([e.prompt for e in test + socratic], only_across=[0] * len(test) + [1] * len(socratic))
+    found = find_near_duplicates([e.prompt for e in test + socratic], unit="char", only_across=[0] * len(test) + [1] * len(socratic))
     flagged = {j - len(test) for _, j, _ in found.pairs}
     assert flagged == set(range(len(socratic)))
     # and decontamination against the test questions flags the whole file (prompt + answer)

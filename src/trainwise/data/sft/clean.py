@@ -4,53 +4,24 @@ Filters follow datatrove's shape: a filter looks at one example and returns ``(k
 The set-level steps (exact and near-duplicate prompts, decontamination) come after the
 per-example filters, so a duplicate of a broken example does not survive because its twin was
 dropped first. Order of the reasons: ``empty_prompt``, ``empty_response``,
-``truncated_response``, ``prompt_too_short``/``prompt_too_long``,
-``response_too_short``/``response_too_long``, ``exact_duplicate``, ``near_duplicate``,
-``contaminated``.
+``refusal``, ``short_answer``, ``truncated_response``, ``prompt_too_short``/``prompt_too_long``,
+``response_too_short``/``response_too_long``, ``low_quality``, ``unrelated_answer``,
+``exact_duplicate``, ``near_duplicate``, ``contaminated`` (the quality checks are in
+:mod:`~trainwise.data.sft.quality`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from trainwise.data.sft.decontam import DecontaminationReport, decontaminate
-from trainwise.data.sft.dedup import find_exact_duplicates, find_near_duplicates
+from trainwise.data.sft.decontam import (DEFAULT_DECONTAM_NGRAM, DEFAULT_DECONTAM_OVERLAP, DEFAULT_GATE_OVERLAP,
+                                         DEFAULT_MIN_SIMILARITY, DecontaminationReport, decontaminate)
+from trainwise.data.sft.dedup import DEFAULT_NEAR_THRESHOLD, find_exact_duplicates, find_near_duplicates
 from trainwise.data.sft.loaders import SFTExample
+from trainwise.data.sft.quality import is_refusal, is_short_answer, is_truncated, unrelated_answers
 
-__all__ = ["CleanConfig", "CleanResult", "Dropped", "clean", "is_truncated", "example_filters"]
-
-_TERMINAL = tuple('.!?")]}\'`*>|:;…。！？')
-_DANGLING_WORDS = {"and", "or", "the", "a", "an", "of", "to", "with", "for", "in", "on", "but", "because", "is", "are", "that", "which"}
-
-
-def is_truncated(response: str) -> tuple[bool, str]:
-    """Heuristic signs that an answer was cut off, with the sign found.
-
-    * an odd number of code fences (an unclosed ```` ``` ```` block);
-    * ends with a connective or article (``and``, ``the``, ``of``, ...) or a comma/hyphen;
-    * an unbalanced opening bracket near the end;
-    * a trailing ellipsis on a long answer (``...``) or the tokenizer marker ``[truncated]``.
-
-    Short answers without final punctuation (``"18"``, ``"Austin"``) are *not* truncated.
-    """
-    text = response.rstrip()
-    if not text:
-        return False, ""
-    if text.count("```") % 2 == 1:
-        return True, "unclosed code fence"
-    if text.lower().endswith(("[truncated]", "<truncated>")):
-        return True, "truncation marker"
-    if text.endswith((",", "-", "(", "[", "{")) and not text.endswith("--"):
-        return True, f"ends with {text[-1]!r}"
-    last_word = re.findall(r"\w+", text[-30:].lower())
-    if last_word and last_word[-1] in _DANGLING_WORDS and not text.endswith(_TERMINAL):
-        return True, f"ends with the word {last_word[-1]!r}"
-    if len(text.split()) > 30 and text.endswith("...") and not text.endswith("....."):
-        return True, "ends with an ellipsis"
-    return False, ""
-
+__all__ = ["CleanConfig", "CleanResult", "Dropped", "clean", "is_truncated", "example_filters"]  # is_truncated: re-exported from quality
 
 @dataclass
 class CleanConfig:
@@ -61,12 +32,24 @@ class CleanConfig:
     min_response_words: int | None = 1
     max_response_words: int | None = 4096
     drop_truncated: bool = True
+    #: the quality floor: refusals, short answers to open-ended requests, unrelated answers
+    quality_floor: bool = True
+    #: drop examples whose heuristic quality is below this (0 disables)
+    min_quality: float = 0.2
     exact_dedup: bool = True
     near_dedup: bool = True
-    near_threshold: float = 0.8
-    near_ngram: int = 5
-    decontam_ngram: int = 8
-    decontam_min_overlap: float = 0.5
+    near_threshold: float = DEFAULT_NEAR_THRESHOLD
+    #: ``"word"`` (word sets, default) or ``"char"`` (character n-grams)
+    near_unit: str = "word"
+    near_ngram: int | None = None
+    #: keep apart similar prompts whose differing words are numbers, comparisons or negations
+    near_guard: bool = True
+    decontam_ngram: int = DEFAULT_DECONTAM_NGRAM
+    decontam_min_overlap: float = DEFAULT_DECONTAM_OVERLAP
+    decontam_gate_overlap: float = DEFAULT_GATE_OVERLAP
+    decontam_min_similarity: float = DEFAULT_MIN_SIMILARITY
+    #: the similarity pass of decontamination: ``"tfidf"``, ``"minilm"`` (extra ``[embed]``) or ``"none"``
+    decontam_embedding: str = "tfidf"
     #: compare the evaluation texts with the training prompts (``"prompt"``) or prompt + response (``"both"``)
     decontam_fields: str = "prompt"
 
@@ -75,6 +58,10 @@ class CleanConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}")
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise ValueError(f"min_quality must be in [0, 1], got {self.min_quality!r}")
+        if self.near_unit not in ("word", "char"):
+            raise ValueError(f"near_unit must be 'word' or 'char', got {self.near_unit!r}")
         if self.decontam_fields not in ("prompt", "both"):
             raise ValueError(f"decontam_fields must be 'prompt' or 'both', got {self.decontam_fields!r}")
 
@@ -135,6 +122,15 @@ def example_filters(config: CleanConfig) -> list[Callable[[SFTExample], tuple[bo
         return True, "", ""
 
     filters.append(empty)
+    if config.quality_floor:
+        def refusal(example: SFTExample) -> tuple[bool, str, str]:
+            flag, sign = is_refusal(example.response)
+            return (False, "refusal", sign) if flag else (True, "", "")
+
+        def short(example: SFTExample) -> tuple[bool, str, str]:
+            flag, sign = is_short_answer(example.instruction, example.response)
+            return (False, "short_answer", sign) if flag else (True, "", "")
+        filters += [refusal, short]
     if config.drop_truncated:
         def truncated(example: SFTExample) -> tuple[bool, str, str]:
             flag, sign = is_truncated(example.response)
@@ -152,6 +148,13 @@ def example_filters(config: CleanConfig) -> list[Callable[[SFTExample], tuple[bo
         return True, "", ""
 
     filters.append(bounds)
+    if config.min_quality > 0:
+        from trainwise.data.sft.scores import heuristic_scores
+
+        def quality(example: SFTExample) -> tuple[bool, str, str]:
+            score = heuristic_scores(example.instruction, example.response).quality
+            return (False, "low_quality", f"quality {score:.2f} < {config.min_quality}") if score < config.min_quality else (True, "", "")
+        filters.append(quality)
     return filters
 
 
@@ -179,6 +182,14 @@ def clean(
         else:
             alive.append(index)
 
+    if config.quality_floor and len(alive) > 1:
+        unrelated = unrelated_answers([examples[i].instruction for i in alive], [examples[i].response for i in alive])
+        for local, (other, cosine) in sorted(unrelated.items()):
+            dropped.append(Dropped(examples[alive[local]], "unrelated_answer",
+                                   f"answer fits the prompt of {_short(examples[alive[other]].source)} (cosine {cosine:.2f}) "
+                                   "and shares almost nothing with its own", alive[local]))
+        alive = [i for k, i in enumerate(alive) if k not in unrelated]
+
     if config.exact_dedup and alive:
         duplicate_of = find_exact_duplicates([examples[i].instruction for i in alive])
         for local, first in sorted(duplicate_of.items()):
@@ -186,31 +197,38 @@ def clean(
         alive = [i for k, i in enumerate(alive) if k not in duplicate_of]
 
     if config.near_dedup and len(alive) > 1:
-        near = find_near_duplicates([examples[i].instruction for i in alive], threshold=config.near_threshold, ngram=config.near_ngram)
+        near = find_near_duplicates([examples[i].instruction for i in alive], threshold=config.near_threshold,
+                                    ngram=config.near_ngram, unit=config.near_unit, guard=config.near_guard)  # type: ignore[arg-type]
         best = {}
         for i, j, similarity in near.pairs:  # each member's highest verified Jaccard within its group
             best[i] = max(best.get(i, 0.0), similarity)
             best[j] = max(best.get(j, 0.0), similarity)
         for local, first in sorted(near.duplicate_of.items()):
             dropped.append(Dropped(examples[alive[local]], "near_duplicate",
-                                   f"Jaccard {best.get(local, 0.0):.2f} in a group kept as {_short(examples[alive[first]].source)}",
+                                   f"{config.near_unit} Jaccard {best.get(local, 0.0):.2f} in a group kept as {_short(examples[alive[first]].source)}",
                                    alive[local]))
         alive = [i for k, i in enumerate(alive) if k not in near.duplicate_of]
 
     decontam_report = None
     if eval_texts is not None and alive:
         texts = [examples[i].instruction if config.decontam_fields == "prompt" else f"{examples[i].instruction}\n{examples[i].response}" for i in alive]
-        decontam_report = decontaminate(texts, eval_texts, ngram=config.decontam_ngram, min_overlap=config.decontam_min_overlap)
+        decontam_report = decontaminate(texts, eval_texts, ngram=config.decontam_ngram, min_overlap=config.decontam_min_overlap,
+                                        gate_overlap=config.decontam_gate_overlap, min_similarity=config.decontam_min_similarity,
+                                        embedding=config.decontam_embedding)  # type: ignore[arg-type]
         by_train = decontam_report.by_train()
         # re-express the report's train indices as indices into ``examples``
         from trainwise.data.sft.decontam import Collision
 
-        decontam_report.collisions = [Collision(alive[c.train_index], c.eval_index, c.overlap, c.shared_ngrams, c.exact) for c in decontam_report.collisions]
+        decontam_report.collisions = [Collision(alive[c.train_index], c.eval_index, c.overlap, c.shared_ngrams, c.exact, c.similarity, c.rule)
+                                      for c in decontam_report.collisions]
         for local, collisions in sorted(by_train.items()):
             worst = max(collisions, key=lambda c: c.overlap)
-            what = "exact match" if worst.exact else f"{worst.overlap:.0%} of its {config.decontam_ngram}-grams"
+            what = "exact match" if worst.exact else f"{worst.overlap:.0%} of its number-masked {config.decontam_ngram}-grams"
+            if worst.similarity is not None:
+                what += f", {config.decontam_embedding} cosine {worst.similarity:.2f}"
+            quoted = eval_texts[worst.eval_index][:80].replace("\n", " ")
             dropped.append(Dropped(examples[alive[local]], "contaminated",
-                                   f"eval item {worst.eval_index} ({what}); {len(collisions)} eval item(s) in all", alive[local]))
+                                   f"eval item {worst.eval_index} {quoted!r} ({what}); {len(collisions)} eval item(s) in all", alive[local]))
         alive = [i for k, i in enumerate(alive) if k not in by_train]
 
     dropped.sort(key=lambda d: d.index)

@@ -30,14 +30,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from trainwise.data.sft._text import word_ngrams, words
-from trainwise.data.sft.clean import is_truncated
+from trainwise.data.sft.quality import is_refusal, is_truncated
 
 __all__ = ["heuristic_scores", "HeuristicScores", "ifd_scores", "IFDResult", "answer_losses", "load_hf_causal_lm"]
 
-_REFUSAL = re.compile(
-    r"\b(as an ai( language model)?|i('m| am) (sorry|unable|not able)|i cannot (help|assist|provide)|i can't (help|assist))\b",
-    re.I,
-)
 _CONSTRAINT = re.compile(r"\b(must|should|without|at least|at most|exactly|only|each|every|step by step|format|list|then|and)\b", re.I)
 
 
@@ -79,7 +75,7 @@ def heuristic_scores(prompt: str, response: str) -> HeuristicScores:
     trigrams = word_ngrams(response_tokens, 3) if len(response_tokens) >= 3 else []
     repetition = 1.0 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0
     lexical = _mattr(response_tokens)
-    refusal = bool(_REFUSAL.search(response))
+    refusal = is_refusal(response)[0]
     truncated = is_truncated(response)[0]
     complexity = math.log1p(len(prompt_tokens)) + 0.5 * len(_CONSTRAINT.findall(prompt))
     quality = min(1.0, len(response_tokens) / 5.0) * (1.0 - repetition) * min(1.0, 2.0 * lexical)
