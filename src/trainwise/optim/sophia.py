@@ -220,9 +220,10 @@ class _SophiaBase(Optimizer):
         finite = True
         for device, grads in by_device.items():
             if device.type == "cpu":
-                # CPU has no fused multi-tensor kernels: one isfinite over chunked concatenations
-                # costs a few ops instead of one norm per tensor (measured 0.3 ms vs 2.7 ms, char-gpt).
-                checks = [torch.isfinite(torch.cat([g.reshape(-1) for g in chunk])).all() for chunk in _chunks(grads)]
+                # a NaN or ±inf anywhere makes its tensor's sum non-finite: one read of each gradient, no copy
+                # (0.33 ms vs 3.9 ms for isfinite over a concatenation, 0.8M parameters, one thread). A finite
+                # gradient whose float32 sum overflows (|sum| > 3e38) is flagged too: it is overflow already.
+                checks = [torch.isfinite(torch.stack([g.sum() for g in grads])).all()]
             else:
                 norms = torch._foreach_norm(grads, ord=math.inf)  # max |g|: NaN and inf propagate, no overflow
                 checks = [torch.isfinite(torch.stack([n.float() for n in norms])).all()]
@@ -552,19 +553,6 @@ class SophiaH(_SophiaBase):
 
 
 # ------------------------------------------------------------------- kernels
-def _chunks(tensors: list[Tensor], max_elements: int = 1 << 24) -> list[list[Tensor]]:
-    """Split ``tensors`` into runs of at most ``max_elements`` elements (bounds the extra memory)."""
-    chunks: list[list[Tensor]] = [[]]
-    size = 0
-    for t in tensors:
-        if chunks[-1] and size + t.numel() > max_elements:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(t)
-        size += t.numel()
-    return chunks
-
-
 def _group_by_device_dtype(tensors: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:
     groups: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
     for i, t in enumerate(tensors):
