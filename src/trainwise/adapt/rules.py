@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import math
 
+from trainwise.optim.lr_scaling import LR_RULE_ALIASES, lr_rule_exponent
+from trainwise.optim.lr_scaling import LR_RULES as _RULES
+
 __all__ = ["LR_RULES", "adascale_gain", "lr_multiplier", "statistical_efficiency"]
 
-#: name → exponent applied to the AdaScale gain
-LR_RULES = {"sgd": 1.0, "linear": 1.0, "adam": 0.5, "sqrt": 0.5, "none": 0.0}
+#: name → exponent applied to the AdaScale gain: the rules of :data:`trainwise.optim.lr_scaling.LR_RULES`
+#: under both their names (``sgd``/``linear``, ``adam``/``sqrt``, ``none``/``constant``)
+LR_RULES = {**_RULES, **{alias: _RULES[name] for alias, name in LR_RULE_ALIASES.items()}}
 
 
 def _check(b_simple: float, base_batch_size: float, batch_size: float) -> None:
@@ -52,7 +56,7 @@ def lr_multiplier(rule: str, b_simple: float, base_batch_size: float, batch_size
     """The factor on the scheduled LR: ``r(s)^p`` with ``p`` = 1 (``sgd``), ½ (``adam``), 0 (``none``)."""
     if rule not in LR_RULES:
         raise ValueError(f"unknown lr rule {rule!r}; choose one of {sorted(LR_RULES)}")
-    exponent = LR_RULES[rule]
+    exponent = lr_rule_exponent(rule)
     if exponent == 0.0:
         return 1.0
     return adascale_gain(b_simple, base_batch_size, batch_size) ** exponent

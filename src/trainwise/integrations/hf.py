@@ -38,8 +38,8 @@ from torch import nn
 from trainwise._optional import require
 from trainwise.adapt.controller import BatchPlan, BatchSizeController
 from trainwise.integrations.logging import JsonlSink, Sinks
-from trainwise.integrations.torchrun import scale_lr_for_next_step
 from trainwise.noise.monitor import NoiseScaleMonitor
+from trainwise.optim.lr_scaling import scale_lr_for_next_step
 
 _transformers = require("transformers", extra="hf", purpose="the Hugging Face Trainer callback")
 from transformers import TrainerCallback  # noqa: E402

@@ -25,8 +25,8 @@ from typing import Any
 from trainwise._optional import require
 from trainwise.adapt.controller import BatchPlan, BatchSizeController
 from trainwise.integrations.logging import Sinks
-from trainwise.integrations.torchrun import scale_lr_for_next_step
 from trainwise.noise.monitor import NoiseScaleMonitor
+from trainwise.optim.lr_scaling import scale_lr_for_next_step
 
 require("lightning", extra="lightning", purpose="the Lightning callback")
 from lightning.pytorch.callbacks import Callback  # noqa: E402

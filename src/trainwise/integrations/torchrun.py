@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +36,8 @@ from torch import nn
 from trainwise.adapt.controller import BatchPlan, BatchSizeController
 from trainwise.integrations.logging import Sinks
 from trainwise.noise.monitor import NoiseScaleMonitor
+# the LR helpers live with the LR rules; re-exported here for code that imported them from this module
+from trainwise.optim.lr_scaling import scale_lr_for_next_step, scaled_lr
 
 __all__ = ["AdaptiveBatchLoop", "micro_batch_sizes", "scale_lr_for_next_step", "scaled_lr"]
 
@@ -47,45 +48,6 @@ def micro_batch_sizes(plan: BatchPlan, split_single: bool) -> list[int]:
         half = plan.micro_batch_size // 2
         return [plan.micro_batch_size - half, half]
     return [plan.micro_batch_size] * plan.accumulation_steps
-
-
-@contextlib.contextmanager
-def scaled_lr(optimizer: torch.optim.Optimizer, factor: float):
-    """Multiply every group's ``lr`` by ``factor`` inside the block, restore it afterwards."""
-    if not (math.isfinite(factor) and factor > 0):
-        raise ValueError(f"LR factor must be finite and > 0, got {factor!r}")
-    saved = [group["lr"] for group in optimizer.param_groups]
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr"] * factor
-    try:
-        yield
-    finally:
-        for group, lr in zip(optimizer.param_groups, saved):
-            group["lr"] = lr
-
-
-def scale_lr_for_next_step(optimizer: torch.optim.Optimizer, factor: float):
-    """Multiply every group's ``lr`` by ``factor`` until the next ``optimizer.step()`` has run.
-
-    For frameworks that call ``optimizer.step()`` themselves (Trainer, Lightning): a one-shot
-    step post-hook restores the scheduled values right after the step, before any scheduler runs.
-    Returns the hook handle.
-    """
-    # unwrap accelerate's AcceleratedOptimizer / Lightning's LightningOptimizer: hook the torch optimizer
-    for attribute in ("optimizer", "_optimizer"):
-        inner = getattr(optimizer, attribute, None)
-        if isinstance(inner, torch.optim.Optimizer):
-            optimizer = inner
-    context = scaled_lr(optimizer, factor)
-    context.__enter__()
-    handle = None
-
-    def restore(*_):
-        context.__exit__(None, None, None)
-        handle.remove()
-
-    handle = optimizer.register_step_post_hook(restore)
-    return handle
 
 
 def _is_ddp(model: nn.Module) -> bool:

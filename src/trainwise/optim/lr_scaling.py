@@ -24,12 +24,21 @@ reduce to the linear and square-root rules for ``B ≪ B_n``:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
 
 __all__ = ["SurgeWarning", "AdamHyperparameters", "linear_scaling", "sqrt_scaling", "adam_sqrt_scaling", "check_surge",
-           "OPTIMIZER_FAMILIES", "optimizer_family", "noise_scale_lr_ratio", "surge_lr_ratio", "stability_limit"]
+           "OPTIMIZER_FAMILIES", "optimizer_family", "noise_scale_lr_ratio", "surge_lr_ratio", "stability_limit",
+           "LR_RULES", "LR_RULE_ALIASES", "lr_rule", "lr_rule_exponent", "scale_lr", "scaled_lr",
+           "scale_lr_for_next_step"]
+
+#: The one vocabulary of learning-rate rules for a batch change ``B0 → B``: name → exponent ``p`` of the batch
+#: ratio, ``η(B) = η(B0)·(B/B0)^p`` (or of the AdaScale gain ``r``, :func:`trainwise.adapt.lr_multiplier`).
+LR_RULES = {"constant": 0.0, "linear": 1.0, "sqrt": 0.5}
+#: other names for the same rules: the optimizer family each suits, and ``none``
+LR_RULE_ALIASES = {"none": "constant", "sgd": "linear", "adam": "sqrt"}
 
 #: optimizer names trainwise knows how to rescale -> (family, default momentum / β1)
 OPTIMIZER_FAMILIES = {"sgd": ("sgd", 0.0), "sgdm": ("sgd", 0.9), "adam": ("adam", 0.9), "adamw": ("adam", 0.9)}
@@ -139,6 +148,85 @@ def check_surge(new_batch_size: float, noise_scale: float, *, base_batch_size: f
         SurgeWarning, stacklevel=stacklevel,
     )
     return True
+
+
+def lr_rule(name: str) -> str:
+    """The canonical name of a learning-rate rule (:data:`LR_RULES`), aliases (:data:`LR_RULE_ALIASES`) resolved.
+
+    >>> lr_rule("adam"), lr_rule("linear")
+    ('sqrt', 'linear')
+    """
+    key = str(name).strip().lower()
+    key = LR_RULE_ALIASES.get(key, key)
+    if key not in LR_RULES:
+        names = ", ".join([*LR_RULES, *LR_RULE_ALIASES])
+        raise ValueError(f"unknown learning-rate rule {name!r}; use one of {names}")
+    return key
+
+
+def lr_rule_exponent(name: str) -> float:
+    """The exponent ``p`` of rule ``name``: 1 (``linear``/``sgd``), ½ (``sqrt``/``adam``), 0 (``constant``/``none``)."""
+    return LR_RULES[lr_rule(name)]
+
+
+def scale_lr(rule: str, lr: float, base_batch_size: float, new_batch_size: float) -> float:
+    """The learning rate at ``new_batch_size`` by ``rule`` from ``lr`` tuned at ``base_batch_size``.
+
+    ``constant``: ``η``; ``linear``: ``η·B/B0`` (:func:`linear_scaling`); ``sqrt``: ``η·√(B/B0)``
+    (:func:`sqrt_scaling`).
+
+    >>> scale_lr("linear", 0.1, 16, 64), scale_lr("sqrt", 0.1, 16, 64), scale_lr("constant", 0.1, 16, 64)
+    (0.4, 0.2, 0.1)
+    """
+    name = lr_rule(rule)
+    if name == "linear":
+        return linear_scaling(lr, base_batch_size, new_batch_size)
+    if name == "sqrt":
+        return sqrt_scaling(lr, base_batch_size, new_batch_size)
+    _positive("base_batch_size", base_batch_size)
+    _positive("new_batch_size", new_batch_size)
+    return float(lr)
+
+
+@contextlib.contextmanager
+def scaled_lr(optimizer, factor: float):
+    """Multiply every group's ``lr`` of a torch optimizer by ``factor`` inside the block, restore it afterwards."""
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"LR factor must be finite and > 0, got {factor!r}")
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
+
+
+def scale_lr_for_next_step(optimizer, factor: float):
+    """Multiply every group's ``lr`` by ``factor`` until the next ``optimizer.step()`` has run.
+
+    For frameworks that call ``optimizer.step()`` themselves (Trainer, Lightning): a one-shot
+    step post-hook restores the scheduled values right after the step, before any scheduler runs.
+    Returns the hook handle.
+    """
+    import torch
+
+    # unwrap accelerate's AcceleratedOptimizer / Lightning's LightningOptimizer: hook the torch optimizer
+    for attribute in ("optimizer", "_optimizer"):
+        inner = getattr(optimizer, attribute, None)
+        if isinstance(inner, torch.optim.Optimizer):
+            optimizer = inner
+    context = scaled_lr(optimizer, factor)
+    context.__enter__()
+    handle = None
+
+    def restore(*_):
+        context.__exit__(None, None, None)
+        handle.remove()
+
+    handle = optimizer.register_step_post_hook(restore)
+    return handle
 
 
 def optimizer_family(name: str) -> tuple[str, float]:

@@ -31,6 +31,7 @@ from trainwise import scaling
 from trainwise.optim.lr_scaling import (
     noise_scale_lr_ratio,
     optimizer_family,
+    scale_lr,
     stability_limit,
     surge_lr_ratio,
 )
@@ -119,11 +120,11 @@ def recommend_lr(reading: NoiseReading | None, rec_batch_examples: float, b_crit
         if family == "sgd":
             ratio = noise_scale_lr_ratio(rec_batch_examples, b0, b_crit_examples)
             rule = "saturating rule ε_opt(B) ∝ 1/(1 + B_n/B) (linear below B_n, flat above; McCandlish et al. 2018)"
-            options["linear rule (no saturation)"] = lr0 * rec_batch_examples / b0
+            options["linear rule (no saturation)"] = scale_lr("linear", lr0, b0, rec_batch_examples)
         else:
             ratio = surge_lr_ratio(rec_batch_examples, b0, b_crit_examples)
             rule = "surge rule ε_opt(B) ∝ 1/(√(B_n/B) + √(B/B_n)) (square root below B_n, falling above; Li et al. 2024)"
-            options["square-root rule (no surge)"] = lr0 * math.sqrt(rec_batch_examples / b0)
+            options["square-root rule (no surge)"] = scale_lr("sqrt", lr0, b0, rec_batch_examples)
         lr = lr0 * ratio
         how = f"the measured run's lr {lr0:.3g} at {b0:g} examples × {ratio:.3g}, by the {rule} with B_n = B_crit"
         options["measured run, rescaled"] = lr
