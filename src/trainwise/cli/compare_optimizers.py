@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from trainwise._device import resolve_device
     from trainwise._io import print_json, write_json
     from trainwise._progress import progress
-    from trainwise.optim.compare import OPTIMIZERS, compare_optimizers
+    from trainwise.experiments.compare import OPTIMIZERS, compare_optimizers
     from trainwise.tasks import load_task
 
     optimizers = [name.strip() for name in args.optimizers.split(",") if name.strip()]

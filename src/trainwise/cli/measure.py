@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from trainwise._device import resolve_device
     from trainwise._io import print_json, write_json
     from trainwise.cli._common import fmt_pm, table
-    from trainwise.noise.run import run_measurement
+    from trainwise.experiments.measure import run_measurement
     from trainwise.tasks import load_task
 
     device = resolve_device(args.device)

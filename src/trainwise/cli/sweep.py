@@ -87,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
 
     from trainwise._device import resolve_device
     from trainwise._io import print_json, write_json
-    from trainwise.sweep import BranchedConfig, SweepConfig, load_task, run_branched, run_sweep
-    from trainwise.sweep.noise_hook import default_noise_measure
+    from trainwise.experiments.branched import run_branched
+    from trainwise.experiments.noise_probe import default_noise_measure
+    from trainwise.experiments.sweep import run_sweep
+    from trainwise.sweep.config import BranchedConfig, SweepConfig
+    from trainwise.tasks import load_task
 
     task = load_task(args.task, device=resolve_device(args.device))
     name = Path(args.task).stem if args.task.endswith(".py") else args.task
@@ -128,8 +131,6 @@ def run(args: argparse.Namespace) -> int:
     if args.probe_rounds < 1 or args.probe_checkpoints < 1:
         raise ValueError(f"--probe-rounds and --probe-checkpoints must be >= 1, got {args.probe_rounds}, {args.probe_checkpoints}")
     measure = None if args.no_hessian else default_noise_measure(rounds=args.probe_rounds)
-    if measure is None and not args.no_hessian:
-        log("note: trainwise.noise is not available, so B_noise is not measured (B_simple still is)")
     result = run_sweep(task, config, out, noise_measure=measure, log=log)
     data = result.to_dict()
     if not args.no_plots:
@@ -147,17 +148,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _noise_source(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    try:
-        import trainwise.noise  # noqa: F401
-    except ImportError:
-        return "halves"
-    return "monitor"
+    """``auto``: the monitor's exact per-example norms (``B_small = 1``)."""
+    return "monitor" if choice == "auto" else choice
 
 
 def format_sweep(data: dict) -> str:
-    from trainwise.sweep.runner import PREDICTOR_LABELS, PREDICTORS, prediction_table
+    from trainwise.results import PREDICTOR_LABELS, PREDICTORS, prediction_table
 
     lines = ["steps to target (min over the LR grid):"]
     batch_sizes = data["config"]["batch_sizes"]

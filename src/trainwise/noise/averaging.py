@@ -29,7 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["Span", "step_blocks", "checkpoint_spans", "span_weights", "s_min_weighted_mean", "weighted_mean_with_stderr"]
+__all__ = ["Span", "step_blocks", "checkpoint_spans", "span_weights", "s_min_weighted_mean", "weighted_mean_with_stderr",
+           "noise_window_average"]
 
 
 @dataclass
@@ -185,4 +186,38 @@ def weighted_mean_with_stderr(spans: Sequence[Span], batch_size: float | None, f
     if m >= 3:
         mean = sum(leave_out) / m
         out["stderr"] = math.sqrt((m - 1) / m * sum((v - mean) ** 2 for v in leave_out))
+    return out
+
+
+def noise_window_average(
+    steps: Sequence[int], grad_sq_norm: Sequence[float], trace_sigma: Sequence[float], first_step: float, last_step: float
+) -> dict:
+    """``B_simple`` over a window of steps: mean of the unbiased ``tr(Σ)`` estimates over mean of the ``|G|²`` ones.
+
+    The ratio of averages (not the average of per-step ratios, which is biased and heavy-tailed), by
+    :func:`~trainwise.noise.estimators.ratio_of_means` with the delta-method standard error from the per-step
+    scatter of both estimates, treating steps as independent (they are not quite, so it is a lower bound).
+    Fewer than two steps, or a mean ``|G|²`` that is not positive, give NaN.
+
+    >>> out = noise_window_average([1, 2, 3], [1.0, 2.0, 3.0], [10.0, 20.0, 30.0], 1, 3)
+    >>> out["b_simple"]["value"], out["window"]["steps"]
+    (10.0, 3)
+    """
+    import numpy as np
+
+    from trainwise.noise.estimators import ratio_of_means
+
+    step_arr = np.asarray(steps, dtype=float)
+    in_window = (step_arr >= first_step) & (step_arr <= last_step)
+    g = np.asarray(grad_sq_norm, dtype=float)[in_window]
+    s = np.asarray(trace_sigma, dtype=float)[in_window]
+    n = int(in_window.sum())
+    out: dict = {"window": {"first_step": int(first_step), "last_step": int(last_step), "steps": n}}
+    if n < 2 or g.mean() <= 0:
+        out.update(b_simple={"value": math.nan, "stderr": math.nan}, grad_sq_norm=float(g.mean()) if n else math.nan,
+                   trace_sigma=float(s.mean()) if n else math.nan)
+        return out
+    ratio = ratio_of_means(s, g, method="delta")
+    out.update(b_simple={"value": ratio.value, "stderr": ratio.stderr}, grad_sq_norm=float(g.mean()),
+               trace_sigma=float(s.mean()))
     return out

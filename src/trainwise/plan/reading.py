@@ -9,7 +9,7 @@ What each file gives:
 * ``noise.jsonl``: per-step ``|G|²`` and ``tr(Σ)`` gathered into short blocks, averaged over a window of steps with
   the weight ``1/(1 + B̂/B)``; Hessian records (``kind: hessian``) likewise for ``B_noise``; the Adam-preconditioned
   forms where the log has them. The error is a jackknife over ten stretches of the window.
-* ``measure.json``: the summary ``trainwise measure`` computed the same way (:func:`trainwise.noise.run.summarize_checkpoints`).
+* ``measure.json``: the summary ``trainwise measure`` computed the same way (:func:`trainwise.noise.summary.summarize_checkpoints`).
 * ``sweep.json``: the critical batch measured directly (the fit of ``S = S_min(1 + B_crit/B)`` at the hardest
   target) and the tuned learning rate at each batch size.
 """

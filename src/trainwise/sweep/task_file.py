@@ -1,5 +1,5 @@
-"""Moved to :mod:`trainwise.tasks.task_file` (every command takes ``--task FILE.py``); kept for old imports."""
+"""Deprecated: a user's task file is loaded by :func:`trainwise.tasks.load_task`."""
 
-from trainwise.tasks.task_file import load_task
+from trainwise._deprecated import moved
 
-__all__ = ["load_task"]
+__getattr__ = moved(__name__, {"load_task": "trainwise.tasks.task_file"})

@@ -41,6 +41,11 @@ class Task(ABC):
     def loss_fn(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Per-example losses, shape ``[B]``; the training loss is their mean."""
 
+    def logits(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The model's logits on ``batch`` (``[B, C]``, or ``[B, T, V]`` for a sequence), for estimators that need
+        the output distribution (SophiaG's Gauss–Newton–Bartlett). Tasks without a softmax output leave it out."""
+        raise NotImplementedError(f"task {self.name!r} does not define logits(model, batch)")
+
     @abstractmethod
     def num_train_examples(self) -> int:
         """Size of the training split the batches are drawn from."""
@@ -116,6 +121,9 @@ class ClassificationTask(Task):
     def loss_fn(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x), y, reduction="none")
+
+    def logits(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(batch[0])  # [B, C]
 
     def num_train_examples(self) -> int:
         return len(self._y["train"])

@@ -155,6 +155,9 @@ class CharGPT(Task):
         token_loss = F.cross_entropy(logits.transpose(1, 2), windows[:, 1:], reduction="none")  # [B, T]
         return token_loss.mean(dim=1)
 
+    def logits(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(batch[0][:, :-1])  # [B, T, V]: the next-token logits of each window's first T tokens
+
     def num_train_examples(self) -> int:
         return len(self._data["train"]) - self.config.block_size
 
