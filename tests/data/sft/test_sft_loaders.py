@@ -49,7 +49,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
         ({"messages": [{"role": "assistant", "content": "x"}]}, "no prompt"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "unknown role 'wizard'"),
         ({"prompt": 3, "response": "x"}, "must be a string"),
-        ({"instruction": "x"}, "needs an 'output'"),
+        ({"instruction": "x"}, "needs an answer field"),
         ([1, 2], "expected a JSON object"),
     ],
 )

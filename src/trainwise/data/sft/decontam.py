@@ -11,7 +11,7 @@ with a digit replaced by ``#``, so "48 clips" and "151 clips" are the same words
   ``ln((1 + N)/(1 + df)) + 1`` over the training and evaluation texts, L2-normalised; the
   definitions of scikit-learn's ``TfidfVectorizer``), or of MiniLM sentence embeddings.
 
-A pair is flagged when ``o ≥ min_overlap`` (default 0.5), or when ``o ≥ gate_overlap`` (0.15)
+A pair is flagged when ``o ≥ min_overlap`` (default 0.5) with at least ``min(3, |G(e)|)`` shared n-grams, or when ``o ≥ gate_overlap`` (0.15)
 **and** ``c ≥ min_similarity`` (0.65), or when the normalised texts are equal. The defaults come
 from the measured curves in ``docs/sft-data.md`` (GSM8K test questions rewritten by rule:
 numbers changed, light and heavy paraphrases; GSM8K train as the clean side): recall 1.0 /
@@ -191,7 +191,8 @@ def decontaminate(
         for eval_index in sorted(set(shared) | exact_hits):
             count = shared.get(eval_index, 0)
             overlap = count / eval_sizes[eval_index] if eval_sizes[eval_index] else 0.0
-            if eval_index in exact_hits or (count > 0 and overlap >= low):
+            # a short item (few n-grams) must share min(3, all) of them: one stock 5-gram is not a leak
+            if eval_index in exact_hits or (count >= min(3, eval_sizes[eval_index]) and overlap >= low):
                 found.append((train_index, eval_index, overlap, count, eval_index in exact_hits))
     cosines: dict[tuple[int, int], float] = {}
     if use_embedding and found:

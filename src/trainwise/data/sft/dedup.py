@@ -3,8 +3,9 @@
 A reader calls two prompts near-duplicates when they share almost all their *words*: one word in
 seven changed is still the same request. So the default shingles are the prompt's **word set**
 (lower-cased ``\\w+`` tokens, punctuation dropped) and the default threshold is word Jaccard
-``≥ 0.7`` (chosen from the planted-set measurements in ``docs/sft-data.md``: it catches every edit
-at word Jaccard 0.85 and 0.8 and drops no clean Dolly prompt that 0.8 keeps). ``unit="char"``
+``≥ 0.75`` (one word in seven replaced gives 6/8 = 0.75; chosen from the planted sets in
+``docs/sft-data.md``: 0.7 would also merge six-word prompts that differ in their topic,
+"a short poem about cats/bees", 5/7 = 0.71). ``unit="char"``
 restores character ``n``-grams (default 5) for near-copies such as the GSM8K Socratic file.
 
 **Template guard.** Templated prompts whose few differing words change the task ("the *maximum*
@@ -16,7 +17,7 @@ listed in :attr:`NearDuplicates.guarded` with the words that decided it.
 
 MinHash-LSH and connected components come from :mod:`trainwise.data.similarity` (shared with
 the pre-training pipeline): candidates from ``b`` bands of ``r`` rows, probability
-``P(s) = 1 − (1 − s^r)^b`` (word default ``b = 32, r = 4``: ``P(0.7) ≈ 0.9998``; char default
+``P(s) = 1 − (1 − s^r)^b`` (word default ``b = 32, r = 4``: ``P(0.75) ≈ 1 − 10⁻⁵``; char default
 ``b = 20, r = 5``), then verified exactly, so reported pairs have no false positives.
 """
 
@@ -42,7 +43,7 @@ __all__ = [
     "DEFAULT_NEAR_THRESHOLD",
 ]
 
-DEFAULT_NEAR_THRESHOLD = 0.7
+DEFAULT_NEAR_THRESHOLD = 0.75
 
 _NUMBER_WORDS = set("""zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
 seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion

@@ -4,8 +4,13 @@ Recognised record shapes (the first that matches wins):
 
 ==========================  ===============================================================
 ``messages``                chat: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``;
-                            the last assistant turn is the response, the turns before it the prompt
-``conversations``           ShareGPT: ``[{"from": "human"|"gpt"|..., "value": str}, ...]``
+                            the last assistant turn is the response, the turns before it the prompt;
+                            OpenAI content-part lists (text parts joined, others as ``[image_url]``),
+                            ``tool_calls`` rendered as JSON; tool/function/observation turns stay in
+                            the prompt as role ``tool``; trailing turns after the last answer are
+                            listed in :attr:`LoadReport.notes`, never dropped silently
+``conversations``           ShareGPT: ``[{"from": "human"|"gpt"|"function_call"|"observation"|..., "value": str}, ...]``
+``instruction``/``response``  Dolly-15k (``context`` appended to the prompt, ``category`` kept in the record)
 ``instruction``/``output``  Alpaca: prompt = instruction, plus ``input`` after a blank line when present
 ``prompt``/``response``     also ``prompt``/``completion`` and ``prompt``/``chosen``
 ``question``/``answer``     GSM8K-style
@@ -37,10 +42,12 @@ __all__ = [
     "FORMATS",
 ]
 
-FORMATS = ("messages", "conversations", "instruction", "prompt", "question")
+FORMATS = ("messages", "conversations", "instruction", "dolly", "prompt", "question")
 
 _USER_ROLES = {"user", "human", "system", "prompter"}
-_ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model", "chatbot"}
+_ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model", "chatbot", "function_call"}
+#: tool results: part of the prompt, rendered under the role "tool"
+_TOOL_ROLES = {"tool", "function", "observation", "ipython"}
 
 
 class SFTFormatError(ValueError):
@@ -97,6 +104,8 @@ class LoadReport:
     per_file: dict[str, int] = field(default_factory=dict)
     per_format: dict[str, int] = field(default_factory=dict)
     skipped: list[BadLine] = field(default_factory=list)
+    #: lines read with a caveat (e.g. trailing chat turns not used), ``file:line: note``
+    notes: list[BadLine] = field(default_factory=list)
 
     def merge(self, other: "LoadReport") -> None:
         self.examples += other.examples
@@ -105,6 +114,7 @@ class LoadReport:
         for key, value in other.per_format.items():
             self.per_format[key] = self.per_format.get(key, 0) + value
         self.skipped.extend(other.skipped)
+        self.notes.extend(other.notes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +122,7 @@ class LoadReport:
             "per_file": dict(self.per_file),
             "per_format": dict(self.per_format),
             "skipped": [bad.as_dict() for bad in self.skipped],
+            "notes": [note.as_dict() for note in self.notes],
         }
 
 
@@ -150,7 +161,8 @@ def _render_turns(turns: list[dict[str, str]]) -> str:
     return "\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
 
 
-def _parse_chat(record: dict, key: str, where: tuple[str, int]) -> tuple[str, str, list[dict[str, str]]]:
+def _parse_chat(record: dict, key: str, where: tuple[str, int],
+                trailing_notes: list[str] | None = None) -> tuple[str, str, list[dict[str, str]]]:
     turns_raw = record[key]
     if not isinstance(turns_raw, list) or not turns_raw:
         raise SFTFormatError(*where, f"field {key!r} must be a non-empty list of turns, got {str(turns_raw)[:60]!r}")
@@ -160,19 +172,56 @@ def _parse_chat(record: dict, key: str, where: tuple[str, int]) -> tuple[str, st
         if not isinstance(turn, dict) or role_key not in turn or content_key not in turn:
             raise SFTFormatError(*where, f"turn {number} of {key!r} needs {role_key!r} and {content_key!r}, got {str(turn)[:80]!r}")
         role = str(turn[role_key]).lower()
-        content = turn[content_key]
-        if not isinstance(content, str):
-            raise SFTFormatError(*where, f"turn {number} {content_key!r} must be a string, got {str(content)[:60]!r}")
-        if role not in _USER_ROLES | _ASSISTANT_ROLES:
-            raise SFTFormatError(*where, f"turn {number} has unknown role {role!r}")
-        turns.append({"role": "assistant" if role in _ASSISTANT_ROLES else ("system" if role == "system" else "user"), "content": content})
+        content = _content_text(turn, content_key, number, where)
+        if role not in _USER_ROLES | _ASSISTANT_ROLES | _TOOL_ROLES:
+            allowed = ", ".join(sorted(_USER_ROLES | _ASSISTANT_ROLES | _TOOL_ROLES))
+            raise SFTFormatError(*where, f"field {key!r}, turn {number}: unknown role {role!r}; allowed: {allowed}")
+        kind = ("assistant" if role in _ASSISTANT_ROLES else "tool" if role in _TOOL_ROLES
+                else "system" if role == "system" else "user")
+        turns.append({"role": kind, "content": content})
     last_assistant = max((i for i, t in enumerate(turns) if t["role"] == "assistant"), default=None)
     if last_assistant is None:
         raise SFTFormatError(*where, f"{key!r} has no assistant turn to use as the response")
     if last_assistant == 0:
         raise SFTFormatError(*where, f"{key!r} starts with the assistant turn: there is no prompt")
     prompt_turns = turns[:last_assistant]
+    trailing = turns[last_assistant + 1 :]
+    if trailing and trailing_notes is not None:
+        trailing_notes.append(f"{len(trailing)} trailing turn(s) after the last assistant turn not used "
+                              f"({', '.join(t['role'] for t in trailing)}): they have no answer to train on")
     return _render_turns(prompt_turns), turns[last_assistant]["content"], turns[: last_assistant + 1]
+
+
+def _content_text(turn: dict, content_key: str, number: int, where: tuple[str, int]) -> str:
+    """A turn's text: a string, OpenAI content parts (text parts joined, others named), or a tool call."""
+    content = turn[content_key]
+    if content is None and turn.get("tool_calls"):
+        content = None
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        pieces = []
+        for part in content:
+            if isinstance(part, str):
+                pieces.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                pieces.append(part["text"])
+            elif isinstance(part, dict) and "type" in part:
+                pieces.append(f"[{part['type']}]")
+            else:
+                raise SFTFormatError(*where, f"turn {number} {content_key!r}: content part {str(part)[:60]!r} is not "
+                                             "allowed; expected a string or {'type': 'text', 'text': ...}")
+        text = "\n".join(pieces)
+    elif content is None:
+        text = ""
+    else:
+        raise SFTFormatError(*where, f"turn {number} {content_key!r} must be a string or a list of content parts, "
+                                     f"got {type(content).__name__} {str(content)[:60]!r}")
+    calls = turn.get("tool_calls") or ([turn["function_call"]] if isinstance(turn.get("function_call"), dict) else [])
+    for call in calls:
+        function = call.get("function", call) if isinstance(call, dict) else {}
+        text += ("\n" if text else "") + json.dumps({"name": function.get("name"), "arguments": function.get("arguments")}, ensure_ascii=False)
+    return text
 
 
 def parse_record(record: Any, path: str = "<record>", line: int = 0, task: str = "default") -> SFTExample:
@@ -181,13 +230,23 @@ def parse_record(record: Any, path: str = "<record>", line: int = 0, task: str =
     if not isinstance(record, dict):
         raise SFTFormatError(*where, f"expected a JSON object, got {type(record).__name__} {str(record)[:60]!r}")
     messages = None
+    notes = []
     if "messages" in record or "conversations" in record:
         key = "messages" if "messages" in record else "conversations"
-        prompt, response, messages = _parse_chat(record, key, where)
+        notes: list[str] = []
+        prompt, response, messages = _parse_chat(record, key, where, notes)
         fmt = key
+    elif "instruction" in record and "response" in record and "output" not in record:
+        # Dolly-15k: instruction / context / response / category; the context goes into the prompt
+        prompt = _text_field(record, "instruction", where)
+        context = _text_field(record, "context", where) if "context" in record else ""
+        if context.strip():
+            prompt = f"{prompt}\n\n{context}"
+        response, fmt = _text_field(record, "response", where), "dolly"
     elif "instruction" in record:
         if "output" not in record:
-            raise SFTFormatError(*where, "an 'instruction' record needs an 'output' field")
+            raise SFTFormatError(*where, "an 'instruction' record needs an answer field: 'output' (Alpaca) or 'response' "
+                                         f"(Dolly-15k); it has {sorted(record)!r}")
         prompt = _text_field(record, "instruction", where)
         extra = _text_field(record, "input", where) if "input" in record else ""
         if extra.strip():
@@ -206,10 +265,10 @@ def parse_record(record: Any, path: str = "<record>", line: int = 0, task: str =
         raise SFTFormatError(
             *where,
             f"unrecognised record with keys {sorted(record)!r}; expected one of: messages, conversations, "
-            "instruction/input/output, prompt/response, question/answer",
+            "instruction/input/output (Alpaca), instruction/context/response (Dolly-15k), prompt/response, question/answer",
         )
     record_task = record.get("task")
-    return SFTExample(
+    example = SFTExample(
         prompt=prompt,
         response=response,
         task=str(record_task) if isinstance(record_task, str) and task == "default" else task,
@@ -218,6 +277,9 @@ def parse_record(record: Any, path: str = "<record>", line: int = 0, task: str =
         messages=messages,
         record=record,
     )
+    if notes:
+        example.meta["notes"] = notes
+    return example
 
 
 def load_jsonl(
@@ -261,7 +323,7 @@ def load_jsonl(
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise SFTFormatError(str(path), line_number, f"invalid JSON ({exc.msg} at column {exc.colno}): {line.strip()[:80]!r}") from None
+                    raise SFTFormatError(str(path), line_number, f"invalid JSON at column {exc.colno}: {exc.msg}: {line.strip()[:80]!r}") from None
                 example = parse_record(record, str(path), line_number, task="default" if task is None else task)
                 if task is None and example.task == "default":
                     example.task = task_name
@@ -270,6 +332,8 @@ def load_jsonl(
                     raise
                 report.skipped.append(BadLine(exc.path, exc.line, exc.problem))
                 continue
+            for note in example.meta.get("notes", ()):
+                report.notes.append(BadLine(str(path), line_number, note))
             examples.append(example)
     report.examples += len(examples)
     report.per_file[str(path)] = report.per_file.get(str(path), 0) + len(examples)

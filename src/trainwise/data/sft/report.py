@@ -56,15 +56,15 @@ def curate(
     deita_threshold: float = 0.9,
     embed_backend: Literal["auto", "minilm", "tfidf"] = "auto",
     clusters: int | None = None,
-    mix_mode: Literal["proportional", "temperature", "equal"] = "proportional",
+    mix_mode: Literal["proportional", "temperature", "equal"] = "temperature",
     mix_cap: float | None = None,
-    mix_temperature: float = 1.0,
+    mix_temperature: float = 2.0,
     seed: int = 0,
     examples_per_reason: int = 3,
     verbose: bool = False,
     ifd_scorer: Callable[[list[str], list[str]], np.ndarray] | None = None,
     max_ifd: float | None = None,
-    per_task: bool = False,
+    per_task: bool = True,
 ) -> CurationResult:
     """Run the curation steps and build the report (see the module docstring).
 
@@ -72,8 +72,12 @@ def curate(
     ``ifd_scorer(prompts, responses) -> IFD [N]`` (e.g. :func:`~trainwise.data.sft.scores.ifd_scores`
     bound to a model) scores the cleaned examples; with ``max_ifd`` those above it are dropped
     (reason ``ifd_above_max``; Cherry LLM treats IFD > 1 as a misaligned pair).
-    ``per_task``: split ``k`` over the tasks by the mixing rates (:func:`allocate`) and select
-    within each task, so a small task is not crowded out of the subset by a large one.
+    ``per_task`` (default): split ``k`` over the tasks by the mixing rates (:func:`allocate`; default
+    temperature ``T = 2``, so a 10-example task next to a 500-example one keeps all 10) and select
+    within each task. The mix is applied **once**: when it shaped the selection, the selected
+    set is meant to be read once per epoch (proportional, 1 epoch per task in the report); without
+    a per-task selection it is applied as sampling rates (the table's epochs are those rates').
+    Facility location weighs each candidate by its heuristic quality.
     """
     import sys
     import time
@@ -158,7 +162,7 @@ def curate(
             if count >= len(rows):
                 return rows.tolist()
             if method == "facility":
-                local = facility_location_greedy(sub, count)
+                local = facility_location_greedy(sub, count, weights=quality[rows])
             elif method == "kmedoids":
                 local = kmeans_medoids(sub, count, seed=seed)
             elif method == "kcenter":
@@ -190,15 +194,26 @@ def curate(
     }
     stage("coverage and diversity of the selection")
     report["diversity_after"] = diversity_summary(instructions, X, labels, subset=chosen)
+    if method != "all":
+        # the same statistics for a random subset of the same size: distinct-n and coverage depend on size
+        report["diversity_random"] = diversity_summary(instructions, X, labels, subset=sorted(random_select(len(cleaned), len(chosen), seed)))
     sizes = _per_task(selected)
     names = sorted(sizes)
-    rates = mixing_rates([sizes[n] for n in names], mode=mix_mode, cap=mix_cap, temperature=mix_temperature)
-    total = int(sum(min(sizes[n], mix_cap) if mix_cap else sizes[n] for n in names))
+    mixed_in_selection = bool(per_task and method != "all")
+    used_mode = "proportional" if mixed_in_selection else mix_mode
+    used_cap = None if mixed_in_selection else mix_cap
+    rates = mixing_rates([sizes[n] for n in names], mode=used_mode, cap=used_cap, temperature=mix_temperature)
+    total = int(sum(min(sizes[n], used_cap) if used_cap else sizes[n] for n in names))
     table = mixture_table(names, [sizes[n] for n in names], rates.tolist(), total)
     for row in table:
         row["input"] = report["input"]["per_task"].get(row["task"], 0)
         row["cleaned"] = report["cleaned"]["per_task"].get(row["task"], 0)
-    report["mixture"] = {"mode": mix_mode, "cap": mix_cap, "temperature": mix_temperature, "draws_per_epoch": total, "tasks": table}
+    report["mixture"] = {"mode": used_mode, "cap": used_cap, "temperature": mix_temperature if used_mode == "temperature" else None,
+                         "applied_in": "selection" if mixed_in_selection else "sampling",
+                         "selection_rule": ({"mode": mix_mode, "cap": mix_cap,
+                                             "temperature": mix_temperature if mix_mode == "temperature" else None}
+                                            if mixed_in_selection else None),
+                         "draws_per_epoch": total, "tasks": table}
     chosen_set = set(chosen)
     scores = [dict(source=e.source, task=e.task, cluster=int(labels[i]), selected=i in chosen_set,
                    ifd=None if ifd is None or not np.isfinite(ifd[i]) else float(ifd[i]),
@@ -255,6 +270,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     if load and load["skipped"]:
         out += ["", f"## Skipped lines ({len(load['skipped'])})", ""]
         out += _table(["file", "line", "problem"], [(b["path"], b["line"], b["problem"][:100]) for b in load["skipped"][:20]])
+    if load and load.get("notes"):
+        out += ["", f"## Read with a note ({len(load['notes'])})", ""]
+        out += _table(["file", "line", "note"], [(b["path"], b["line"], b["problem"][:100]) for b in load["notes"][:20]])
     out += ["", "## Dropped, per reason", ""]
     counts = report["dropped"]["counts"]
     if counts:
@@ -282,14 +300,16 @@ def render_markdown(report: dict[str, Any]) -> str:
                      f"{scores['ifd']['above_1']} above 1 (instruction does not help: likely misaligned)")
         out += ["", "## Scores", "", line]
     before, after = report.get("diversity_before"), report.get("diversity_after")
+    rand = report.get("diversity_random")
     if before and after:
         out += ["", f"## Diversity (embeddings: {report['embedding']['backend']}, {report['embedding']['clusters']} clusters)", ""]
-        rows = [(key, before[key], after[key]) for key in ("examples", "distinct_1", "distinct_2", "distinct_3", "dispersion")]
-        rows.append(("cluster coverage", before["cluster_coverage"]["coverage"], after["cluster_coverage"]["coverage"]))
-        rows.append(("cluster entropy", before["cluster_coverage"]["entropy"], after["cluster_coverage"]["entropy"]))
+        views = [before, after] + ([rand] if rand else [])
+        rows = [(key, *(v[key] for v in views)) for key in ("examples", "distinct_1", "distinct_2", "distinct_3", "dispersion")]
+        rows.append(("cluster coverage", *(v["cluster_coverage"]["coverage"] for v in views)))
+        rows.append(("cluster entropy", *(v["cluster_coverage"]["entropy"] for v in views)))
         for key in ("distinct_verbs", "distinct_pairs", "pair_entropy"):
-            rows.append((f"verb–noun {key}", before["verb_noun"][key], after["verb_noun"][key]))
-        out += _table(["metric", "cleaned", "selected"], rows)
+            rows.append((f"verb–noun {key}", *(v["verb_noun"][key] for v in views)))
+        out += _table(["metric", "cleaned", "selected"] + (["random subset, same size"] if rand else []), rows)
         out.append("")
         out.append("Top verb–noun pairs (selected): " + ", ".join(f"{p} ({c})" for p, c in after["verb_noun"]["top_pairs"]))
     selection = report.get("selection")
@@ -302,6 +322,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     if mixture:
         label = {"proportional": "examples-proportional", "temperature": f"temperature T={mixture['temperature']}", "equal": "equal"}[mixture["mode"]]
         cap = f", cap K={mixture['cap']:g}" if mixture["cap"] else ""
+        rule = mixture.get("selection_rule")
+        if rule:
+            label = (f"the {rule['mode']}" + (f" T={rule['temperature']}" if rule["temperature"] else "")
+                     + (f" cap K={rule['cap']:g}" if rule["cap"] else "") + " mix was applied when selecting; read the selection once per epoch")
         out += ["", f"## Per-task mix ({label}{cap}; one epoch = {mixture['draws_per_epoch']} draws)", ""]
         out += _table(["task", "input", "cleaned", "selected", "rate", "draws/epoch", "effective epochs"],
                       [(r["task"], r["input"], r["cleaned"], r["examples"], r["rate"], r["expected_draws"], r["expected_epochs"])

@@ -92,8 +92,12 @@ def _distances_to(X: np.ndarray, index: int, x_sq: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(x_sq - 2.0 * (X @ X[index]) + x_sq[index], 0.0))
 
 
-def facility_location_greedy(X: np.ndarray, k: int, chunk: int = 2048) -> list[int]:
-    """Lazy greedy maximisation of ``F(S) = Σ_x max_{s∈S} (2 − ‖x − s‖)``: ``k`` indices in the order chosen.
+def facility_location_greedy(X: np.ndarray, k: int, chunk: int = 2048, weights: Sequence[float] | None = None) -> list[int]:
+    """Lazy greedy maximisation of ``F(S) = Σ_x max_{s∈S} q_s (2 − ‖x − s‖)``: ``k`` indices in the order chosen.
+
+    ``weights`` ``q_s ∈ [0, 1]`` (e.g. heuristic quality) scale how well ``s`` serves the points
+    it covers, so selection weighs quality and coverage together: a junk answer far from
+    everything (``q ≈ 0``) never wins a slot for its isolation. ``None`` is ``q = 1`` (pure coverage).
 
     Minimises the mean coverage distance directly. Cost: the first gains need all pairwise
     distances (``O(N² D)``, computed in chunks, ``O(N·chunk)`` memory); afterwards each lazy
@@ -102,14 +106,17 @@ def facility_location_greedy(X: np.ndarray, k: int, chunk: int = 2048) -> list[i
     X = np.asarray(X, dtype=np.float32)
     n = X.shape[0]
     _check_k(k, n)
+    q = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if q.shape != (n,) or np.any(~np.isfinite(q)) or np.any(q < 0):
+        raise ValueError(f"weights must be {n} finite values >= 0, got shape {q.shape}")
     x_sq = np.einsum("nd,nd->n", X, X)
-    # coverage[x] = max_{s∈S} (2 − d(x, s)); starts at 0 (empty S)
+    # coverage[x] = max_{s∈S} q_s (2 − d(x, s)); starts at 0 (empty S)
     coverage = np.zeros(n, dtype=np.float64)
     heap: list[tuple[float, int]] = []
     for begin in range(0, n, chunk):
         block = X[begin : begin + chunk]
         sq = x_sq[:, None] - 2.0 * X @ block.T + x_sq[begin : begin + chunk][None, :]  # [N, chunk]
-        gains = np.maximum(2.0 - np.sqrt(np.maximum(sq, 0.0)), 0.0).sum(axis=0)
+        gains = np.maximum(2.0 - np.sqrt(np.maximum(sq, 0.0)), 0.0).sum(axis=0) * q[begin : begin + chunk]
         heap.extend((-float(g), begin + j) for j, g in enumerate(gains))
     heapq.heapify(heap)
     chosen: list[int] = []
@@ -118,7 +125,7 @@ def facility_location_greedy(X: np.ndarray, k: int, chunk: int = 2048) -> list[i
         _, candidate = heapq.heappop(heap)
         if taken[candidate]:
             continue
-        similarity = np.maximum(2.0 - _distances_to(X, candidate, x_sq), 0.0)
+        similarity = q[candidate] * np.maximum(2.0 - _distances_to(X, candidate, x_sq), 0.0)
         gain = float(np.maximum(similarity - coverage, 0.0).sum())
         # lazy evaluation: a stale upper bound that still beats the next best is the true maximum
         if not heap or gain >= -heap[0][0] - 1e-9:
