@@ -109,7 +109,7 @@ def lsh_candidates(signatures: np.ndarray, bands: int, rows: int, skip: Sequence
 class UnionFind:
     """Disjoint sets over any hashable, orderable items; each set is represented by its smallest member.
 
-    >>> uf = UnionFind(); uf.union(3, 1); uf.union(1, 2); uf.find(2)
+    >>> uf = UnionFind(); _ = uf.union(3, 1); _ = uf.union(1, 2); uf.find(2)
     1
     """
 
