@@ -225,3 +225,23 @@ def test_reads_the_monitor_log_the_noise_core_writes(tmp_path):
     assert reading.b_simple["value"] == pytest.approx(expected)
     plan = make_plan(reading, seq_len=None)
     assert plan["recommendation"]["batch_size"] >= 1
+
+
+def test_a_learning_rate_does_not_carry_over_to_another_optimizer_family(tmp_path):
+    reading = read_measurement(write_noise_jsonl(tmp_path / "noise.jsonl"))  # measured with AdamW
+    plan = make_plan(reading, tokens=1e9, optimizer="sgd")
+    assert plan["recommendation"]["lr"] is None
+    assert "does not carry over" in plan["recommendation"]["lr_source"]
+    same = make_plan(reading, tokens=1e9, optimizer="adam")
+    assert same["recommendation"]["lr"] is not None
+
+
+def test_a_resumed_log_that_repeats_steps_is_read_once_with_a_note(tmp_path):
+    path = write_noise_jsonl(tmp_path / "noise.jsonl", steps=60)
+    once = read_measurement(path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + [line for line in lines if '"kind": "step"' in line][30:]) + "\n")
+    twice = read_measurement(path)
+    assert twice.b_simple["value"] == pytest.approx(once.b_simple["value"])
+    assert twice.window["steps"] == once.window["steps"]
+    assert any("more than once" in note for note in twice.warnings)

@@ -115,6 +115,9 @@ def recommend_lr(reading: NoiseReading | None, rec_batch_examples: float, b_crit
             lr = lr0 * ratio
             how = f"the sweep's tuned lr {lr0:.3g} at batch {b0:g}, moved by the {family} rule beyond the swept range"
         options["sweep, tuned"] = lr
+    elif reading is not None and reading.lr and reading.batch_size and _measured_family(reading) not in (None, family):
+        how = (f"the measured run used {reading.optimizer}, whose learning rate does not carry over to {opt_name}; "
+               "measure a run with the optimizer you will train with")
     elif reading is not None and reading.lr and reading.batch_size:
         b0, lr0 = reading.batch_size, reading.lr
         if family == "sgd":
@@ -142,14 +145,22 @@ def recommend_lr(reading: NoiseReading | None, rec_batch_examples: float, b_crit
             options[law] = laws[law]["lr"]
     if lr is None and options:
         lr = float(np.exp(np.mean(np.log(list(options.values())))))
-        how = "geometric mean of " + ", ".join(options) + " (no learning rate was measured)"
+        how = (how + "; instead: " if how else "") + "geometric mean of " + ", ".join(options)
     if lr is None:
-        return None, "no learning rate in the measurement and no --params/--tokens for a scaling law", options, limits
+        return None, how or "no learning rate in the measurement and no --params/--tokens for a scaling law", options, limits
     if "stability" in limits and lr > limits["stability"]:
         how += (f"; capped at the stability limit {limits['stability']:.3g} (curvature along the gradient, "
                 f"ε_max = {limits['eps_max']:.3g})")
         lr = limits["stability"]
     return lr, how, options, limits
+
+
+def _measured_family(reading: NoiseReading) -> str | None:
+    """The optimizer family of the measured run, or ``None`` when it is not named or has no rule."""
+    try:
+        return optimizer_family(reading.optimizer)[0] if reading.optimizer else None
+    except ValueError:
+        return None
 
 
 def _round_batch(batch: float, multiple: float) -> float:
