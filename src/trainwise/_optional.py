@@ -1,11 +1,17 @@
-"""Optional dependencies: import them lazily, and say which extra installs them."""
+"""Optional dependencies: import them lazily, and say which extra installs them.
+
+The one mechanism for extras: :func:`require` where the feature needs the package (a :class:`MissingExtra`,
+an ``ImportError`` naming the extra, when it is absent), :func:`available` where it is only a choice, and
+:func:`pyplot` for plots. Modules that need an extra at import (the HF and Lightning callbacks) call
+:func:`require` at their top, so ``import trainwise.integrations.hf`` fails with the extra's name.
+"""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-__all__ = ["MissingExtra", "require"]
+__all__ = ["MissingExtra", "require", "available", "pyplot"]
 
 
 class MissingExtra(ImportError):
@@ -30,3 +36,24 @@ def require(module: str, extra: str, purpose: str | None = None) -> ModuleType:
             f"{extra!r}: pip install -e '.[{extra}]' in a clone of trainwise (or pip install 'trainwise[{extra}]')",
             extra,
         ) from exc
+
+
+def available(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it.
+
+    >>> available("numpy"), available("surely_not_installed_anywhere")
+    (True, False)
+    """
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (extra ``plot``)."""
+    matplotlib = require("matplotlib", extra="plot", purpose="plots")
+    matplotlib.use("Agg", force=False)
+    return require("matplotlib.pyplot", extra="plot", purpose="plots")

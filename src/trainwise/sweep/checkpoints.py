@@ -11,7 +11,7 @@ def thin_checkpoints(checkpoints: dict[int, dict], max_checkpoints: int) -> None
 
     >>> kept = {s: {} for s in (0, 1, 2, 3, 4, 8, 16)}
     >>> thin_checkpoints(kept, 4); sorted(kept)
-    [0, 4, 8, 16]
+    [0, 1, 4, 16]
     """
     while len(checkpoints) > max(max_checkpoints, 3):
         keys = sorted(checkpoints)
