@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.trainwise-installed
 TORCH_PIN ?= torch==2.13.0
 EXTRAS ?= dev,plot,tasks,yaml,data
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow docs bench clean
 
 venv: $(STAMP)
 
@@ -24,11 +24,16 @@ demo: $(STAMP)
 	$(PY) -m trainwise.cli.main plan --from runs/demo --tokens 50M --throughput 20000tok/s --out runs/demo/plan
 	$(PY) -m trainwise.cli.main report runs/demo -o runs/demo/report.html
 
-test: $(STAMP)
+test: $(STAMP) docs
 	$(PY) -m pytest -q -m "not slow"
+
+# the documentation site in site/, warnings as errors (mkdocs.yml: strict); about 5 s
+docs: $(STAMP)
+	$(PY) -c "import mkdocs, material, mkdocstrings_handlers.python" 2>/dev/null || $(PY) -m pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m "slow"
 
 clean:
-	rm -rf $(VENV) runs build dist src/*.egg-info
+	rm -rf $(VENV) runs build dist site src/*.egg-info
