@@ -1,6 +1,6 @@
 """Closed forms of McCandlish, Kaplan, Amodei et al. 2018, "An Empirical Model of Large-Batch Training".
 
-Reference: arXiv:1812.06162, §2 and Appendix A (see also ``SCIENCE.md`` §1).
+Reference: arXiv:1812.06162, §2 and Appendix A (see also ``docs/science.md`` §1).
 
 Notation (the paper's symbols, with the argument names used here):
 

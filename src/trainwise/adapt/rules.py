@@ -9,7 +9,7 @@ schedule was tuned at, ``B = s·B0`` the batch used now, ``|G|²`` the squared t
 - Statistical efficiency (AdaptDL/Pollux): ``E(B) = r(s)/s = (B_simple + B0)/(B_simple + B)``, the
   progress per example at ``B`` relative to ``B0``.
 - LR multiplier on top of the schedule: ``r`` for SGD (linear rule in the noise-dominated regime),
-  ``√r`` for Adam (square-root rule, Malladi et al. 2022); SCIENCE.md §2.
+  ``√r`` for Adam (square-root rule, Malladi et al. 2022); docs/science.md §4.
 """
 
 from __future__ import annotations

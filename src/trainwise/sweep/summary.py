@@ -153,7 +153,7 @@ def summarize(config: SweepConfig, runs: dict[str, RunResult], noise_probes: dic
 
     # The prediction per target: geometric mean over the tuned runs that reached it and are noise-dominated
     # (B <= their own B_simple for that target). A run at a batch far above its noise scale is a low-noise path
-    # (low temperature ε/B), whose noise scale reads high (SCIENCE.md §1); the plan warns about the same.
+    # (low temperature ε/B), whose noise scale reads high (docs/science.md §3); the plan warns about the same.
     def geo(tkey: str, name: str, batches: list[str]) -> dict[str, Any]:
         pairs = [(int(b), per_batch[b]["targets"][tkey][name]) for b in batches
                  if name in per_batch[b]["targets"].get(tkey, {}) and per_batch[b]["targets"][tkey][name] > 0]

@@ -5,7 +5,7 @@ temperature, define ``p(y|x)``; labels are *sampled* from it, so the best achiev
 conditional entropy (reported by :meth:`TeacherStudent.bayes_loss`) and the per-example gradient noise
 ``Σ`` stays large at the optimum, as in real data. The training split is a fixed pool of
 ``n_train`` examples (large, so runs rarely repeat an example); the test split is a separate fixed draw.
-This is the kind of task the noise-scale predictions of SCIENCE.md §1 were checked on.
+This is the kind of task the noise-scale predictions of docs/science.md §1 were checked on.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Exact and MinHash near-duplicate removal across sources, with every LSH candidate verified.
 
-MinHash LSH (Broder 1997; SCIENCE.md §5): 5-gram word shingles of the normalised text, ``b = 14`` bands
+MinHash LSH (Broder 1997; docs/science.md §7): 5-gram word shingles of the normalised text, ``b = 14`` bands
 × ``r = 8`` rows. Two documents with Jaccard similarity ``s`` share a band with probability
 
     P(candidate | s) = 1 − (1 − s^r)^b,
@@ -61,7 +61,7 @@ def candidate_probability(similarity: float, bands: int = 14, rows: int = 8) -> 
 
 @dataclass(frozen=True)
 class MinHashSettings:
-    """SCIENCE.md §5 defaults: 5-gram shingles, 14 bands × 8 rows; pairs below ``threshold`` are kept."""
+    """docs/science.md §7 defaults: 5-gram shingles, 14 bands × 8 rows; pairs below ``threshold`` are kept."""
 
     n_grams: int = 5
     bands: int = 14

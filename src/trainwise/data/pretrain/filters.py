@@ -39,7 +39,7 @@ DEFAULT_KIND_RULES: dict[str, list[str]] = {
 
 
 def _gopher_quality_defaults() -> dict[str, Any]:
-    # Rae et al. 2021 / SCIENCE.md §5 (datatrove defaults)
+    # Rae et al. 2021 / docs/science.md §7 (datatrove defaults)
     return dict(
         min_doc_words=50, max_doc_words=100_000, min_avg_word_length=3, max_avg_word_length=10,
         max_symbol_word_ratio=0.1, max_bullet_lines_ratio=0.9, max_ellipsis_lines_ratio=0.3,

@@ -1,7 +1,7 @@
 """Mixture planner: per-source sampling weights with epoch caps for a token budget.
 
 Each source ``s`` has ``n_s`` tokens, a quality ``q_s ∈ (0, 1]`` (mean ``density_score`` of its kept
-documents, or 1) and a preference ``p_s`` (epochs-per-source style, SCIENCE.md §5: The Pile gave Wikipedia
+documents, or 1) and a preference ``p_s`` (epochs-per-source style, docs/science.md §7: The Pile gave Wikipedia
 3.0 epochs, PG-19 2.5, arXiv/PubMed/StackExchange 2.0, Pile-CC 1.0; LLaMA-1 Wikipedia 2.45, Books 2.23,
 CommonCrawl 1.10). As in those mixtures, a source is seen ``e_s`` times with
 

@@ -1,6 +1,6 @@
 """Multi-task mixing: a resumable PyTorch sampler over tasks of very different sizes.
 
-Mixing rates (Raffel et al. 2020, T5, arXiv:1910.10683, §3.5.2; SCIENCE.md §5), for task ``m``
+Mixing rates (Raffel et al. 2020, T5, arXiv:1910.10683, §3.5.2; docs/science.md §7), for task ``m``
 with ``e_m`` examples, an artificial size limit ``K`` and a temperature ``T``:
 
 * examples-proportional with cap: ``r_m = min(e_m, K) / Σ_n min(e_n, K)``
