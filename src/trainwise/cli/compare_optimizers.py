@@ -21,10 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
                         help="override one optimizer's learning rate, e.g. --lr sophiag=5e-4 (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu or cuda[:N]")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--out", default=None, help="directory for compare-optimizers.png and results.json")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-plot", action="store_true", help="with --out: do not write compare-optimizers.png")
+    parser.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
 
 
 def _parse_lrs(items: list[str]) -> dict[str, float]:
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
 
     bar = iter(progress(range(len(optimizers) * args.steps), total=len(optimizers) * args.steps,
-                        desc="compare-optimizers", enabled=not args.no_progress))
+                        desc="compare-optimizers", enabled=not args.quiet))
     results = compare_optimizers(task, optimizers, steps=args.steps, batch_size=batch_size, eval_every=eval_every,
                                  seed=args.seed, lrs=lrs, on_step=lambda _step: next(bar, None))
     for _ in bar:  # drain so the bar closes
@@ -113,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "results.json", payload)  # results first: a missing plot extra must not lose them
-        try:
-            _plot(results, out / "compare-optimizers.png", task.name)
-        except ImportError as exc:
-            print(f"trainwise: no plot ({exc})", file=sys.stderr)
+        if not args.no_plot:
+            try:
+                _plot(results, out / "compare-optimizers.png", task.name)
+            except ImportError as exc:  # trainwise._optional.MissingExtra: the plot extra is not installed
+                print(f"trainwise: no plot ({exc})", file=sys.stderr)
     if args.json:
         print_json(payload)
         return 0
@@ -135,5 +137,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"sophiag: {d['hessian_updates']} Hessian estimates, win rate {d['win_rate']:.2f}, "
               f"clip fraction {d['clip_fraction']:.2f}")
     if args.out:
-        print(f"wrote {Path(args.out) / 'compare-optimizers.png'} and results.json")
+        print(f"wrote {Path(args.out) / 'results.json'}" + ("" if args.no_plot else " and compare-optimizers.png"))
     return 0

@@ -76,9 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multipliers", default="1,2,4,8,16,32", help="--branched: branch batch = k × base batch")
     parser.add_argument("--branch-examples", type=int, default=8192, help="--branched: examples per branch")
     parser.add_argument("--tolerance", type=float, default=0.01, help="--branched: allowed excess loss (nats)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu or cuda[:N]")
     parser.add_argument("--out", help="output and state directory (default runs/sweep-<task>); rerun to resume")
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-plot", "--no-plots", dest="no_plot", action="store_true", help="do not write the PNG plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             branch_examples=args.branch_examples, tolerance=args.tolerance, lr_rule=args.lr_rule,
             lr_factors=_floats(args.lr_factors, "--lr-factors"), optimizer=args.optimizer, seed=args.seed)
         result = run_branched(task, config, out, log=log)
-        if not args.no_plots:
+        if not args.no_plot:
             from trainwise.report.plots import plot_branched
 
             result["files"] = {"plot": plot_branched(result, out / "branched.png")}
@@ -131,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     if args.probe_rounds < 1 or args.probe_checkpoints < 1:
         raise ValueError(f"--probe-rounds and --probe-checkpoints must be >= 1, got {args.probe_rounds}, {args.probe_checkpoints}")
     measure = None if args.no_hessian else default_noise_measure(rounds=args.probe_rounds)
-    result = run_sweep(task, config, out, noise_measure=measure, log=log)
+    result = run_sweep(task, config, out, noise_measure=measure, log=log, show_progress=not args.quiet)
     data = result.to_dict()
-    if not args.no_plots:
+    if not args.no_plot:
         from trainwise.report.plots import plot_sweep_steps, plot_sweep_tradeoff
 
         data["files"] = {"steps_plot": plot_sweep_steps(data, out / "steps_vs_batch.png"),
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
     else:
         print(format_sweep(data))
-        print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if not args.no_plots else ""))
+        print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if not args.no_plot else ""))
     return 0
 
 
