@@ -15,18 +15,26 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from trainwise.report.chart import tradeoff_chart
+
 __all__ = ["collect_results", "build_report", "write_report"]
 
 _KNOWN = ("measure.json", "plan.json", "sweep.json", "branched.json")
 
 _CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{border-bottom:2px solid #444} h2{margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f3f3f3} td.l,th.l{text-align:left} tr.rec{background:#e7f6e7;font-weight:600}
-.note{color:#8a5300;margin:.2em 0} .src{color:#666;font-size:.88em} img{max-width:100%;margin:.5em 0}
-.kpi{display:inline-block;margin:.4em 1.5em .4em 0} .kpi b{font-size:1.4em;display:block}
-ul.explain{font-size:.9em;color:#333} details summary{cursor:pointer;color:#555}
+*{box-sizing:border-box} body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:1.5em auto;
+padding:0 1em;color:#222;line-height:1.4;overflow-wrap:anywhere}
+h1{border-bottom:2px solid #444;font-size:1.7em} h2{margin-top:2em;border-bottom:1px solid #ccc}
+.scroll{overflow-x:auto;max-width:100%;margin:.6em 0;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;font-size:.92em} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3} td.l,th.l{text-align:left;white-space:normal;min-width:8em} tr.rec{background:#e7f6e7;font-weight:600}
+.note{color:#8a5300;margin:.2em 0} .src{color:#666;font-size:.88em} img{max-width:100%;height:auto;margin:.5em 0}
+.kpi{display:inline-block;margin:.4em 1.5em .4em 0;vertical-align:top} .kpi b{font-size:1.4em;display:block}
+ul.explain{font-size:.9em;color:#333;padding-left:1.2em} details summary{cursor:pointer;color:#555}
+.summary{background:#f4f8fc;border:1px solid #c9d9ea;border-radius:6px;padding:.6em 1em;margin:1em 0}
+.summary h2{margin-top:.2em;border:none}
+.tw-chart{max-width:760px;margin:.8em 0;position:relative} .tw-chart svg text{fill:#333}
+.tw-tip{font-size:.88em;background:#fafafa;border:1px solid #ddd;border-radius:4px;padding:.3em .6em;min-height:3.2em}
 """
 
 
@@ -60,7 +68,8 @@ def collect_results(paths: Iterable[str | Path]) -> list[dict]:
                 raise ValueError(f"{str(file)!r} is not a measure, plan, sweep or branched result")
             found.append({"kind": kind, "path": file, "data": data})
     order = {"measure": 0, "plan": 1, "sweep": 2, "branched": 3}
-    return sorted(found, key=lambda r: order[r["kind"]])
+    unique = {r["path"].resolve(): r for r in reversed(found)}  # a file reached twice (a folder and its parent) once
+    return sorted(unique.values(), key=lambda r: (order[r["kind"]], found.index(r)))
 
 
 def _img(path: str | Path | None, alt: str) -> str:
@@ -90,7 +99,7 @@ def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None 
         cls = f' class="{classes[i]}"' if classes and classes[i] else ""
         cells = "".join(f'<td class="l">{html.escape(c)}</td>' if isinstance(c, str) else f"<td>{_num(c)}</td>" for c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 def _plot(result: dict, key: str, fallback) -> str:
@@ -165,7 +174,7 @@ def _section_measure(result: dict) -> str:
 
     rows = [[c.get("step"), c.get("examples"), c.get("loss"), c.get("lr"), cell(c.get("b_simple")), cell(c.get("b_noise"))]
             for c in data.get("checkpoints", [])]
-    out = [f"<h2>Measurement</h2><p class='src'>{html.escape(str(result['path']))} — task {_num(meta.get('task'))}, "
+    out = [f"<h2>{html.escape(result.get('title') or 'Measurement')}</h2><p class='src'>{html.escape(str(result['path']))} — task {_num(meta.get('task'))}, "
            f"batch {_num(meta.get('batch_size'))} examples, lr {_num(meta.get('lr'))}, optimizer {_num(meta.get('optimizer'))}, "
            f"unit {unit}; window steps {_num(window.get('first_step'))}–{_num(window.get('last_step'))}</p>", "".join(kpis),
            _explain(shown, unit)]
@@ -176,6 +185,25 @@ def _section_measure(result: dict) -> str:
         path = Path(plot) if Path(plot).exists() else result["path"].parent / Path(plot).name
         out.append(_img(path, "noise scale during the measured run"))
     return "\n".join(out)
+
+
+def _plan_table(plan: dict) -> str:
+    """Batch size against steps, data, time and compute; columns with no value (FLOPs without ``--params``)
+    are left out, and device-hours too when they equal wall-clock hours (one device)."""
+    unit, table = plan["unit"], plan["table"]
+    data_key = "tokens" if table[0]["tokens"] is not None else "examples"
+    columns = [(f"batch ({unit})", lambda r: r["batch_size"]), ("steps", lambda r: r["steps"]),
+               ("S/S_min", lambda r: r["steps_over_min"]),
+               ("tokens" if data_key == "tokens" else "examples", lambda r: r[data_key]),
+               ("E/E_min", lambda r: r["data_over_min"]), ("wall-clock (h)", lambda r: r.get("wall_clock_h")),
+               ("device-hours", lambda r: r.get("device_hours")), ("FLOPs", lambda r: r.get("flops"))]
+    devices = (plan.get("inputs") or {}).get("devices") or 1
+    keep = [(name, get) for name, get in columns
+            if any(get(r) is not None for r in table) and not (name == "device-hours" and devices == 1)]
+    rows = [[get(r) for _, get in keep] + ["recommended" if r["recommended"] else ("knee" if r["knee"] else "")]
+            for r in table]
+    classes = ["rec" if r["recommended"] else "" for r in table]
+    return _table([name for name, _ in keep] + [""], rows, classes)
 
 
 def _section_plan(result: dict) -> str:
@@ -189,7 +217,7 @@ def _section_plan(result: dict) -> str:
     if first and first.get("wall_clock_h") is not None:
         time_kpi = f'<span class="kpi">time to budget<b>{_num(first["wall_clock_h"])} h</b>{_num(first["steps"])} steps</span>'
     validation = rec.get("lr_validation")
-    out = [f"<h2>Plan ({html.escape(Path(str(result['path'])).parent.name or 'plan')})</h2>",
+    out = [f"<h2 id='plan-{result.get('index', 0)}'>{html.escape(result.get('title') or 'Plan')}</h2>",
            f'<span class="kpi">recommended batch<b>{_num(rec["batch_size"])} {unit}</b>'
            f'B_crit likely {_num(bc["low"])}–{_num(bc["high"])}</span>',
            f'<span class="kpi">learning rate<b>{_num(rec["lr"])}</b>'
@@ -204,14 +232,8 @@ def _section_plan(result: dict) -> str:
     if m and m.get("predictors"):
         out.append("<p class='src'>Readings (" + unit + "): " + ", ".join(
             f"{_LABELS.get(k, k)} {_num(v['value'])} ± {_num(v.get('stderr'), 2)}" for k, v in m["predictors"].items()) + "</p>")
-    rows, classes = [], []
-    for r in plan["table"]:
-        rows.append([r["batch_size"], r["steps"], r["steps_over_min"], r["tokens"] if r["tokens"] is not None else r["examples"],
-                     r["data_over_min"], r.get("wall_clock_h"), r.get("device_hours"), r.get("flops"),
-                     "recommended" if r["recommended"] else ("knee" if r["knee"] else "")])
-        classes.append("rec" if r["recommended"] else "")
-    out.append(_table([f"batch ({unit})", "steps", "S/S_min", "tokens" if plan["table"][0]["tokens"] is not None else unit,
-                       "E/E_min", "wall-clock h", "device-h", "FLOPs", ""], rows, classes))
+    out.append(_plan_table(plan))
+    out.append(tradeoff_chart(plan, f"tradeoff-{result.get('index', 0)}"))
     if rec.get("lr_options"):
         out.append(_table(["learning-rate option", "value"], [[k, v] for k, v in rec["lr_options"].items()]
                           + ([["stability limit (from ε_max)", rec["lr_limits"]["stability"]]]
@@ -234,7 +256,7 @@ def _section_sweep(result: dict) -> str:
 
     data = result["data"]
     cfg, noise = data["config"], data["noise"]
-    out = [f"<h2>Sweep: measured critical batch ({html.escape(str(cfg['task']))})</h2>",
+    out = [f"<h2>{html.escape(result.get('title') or 'Sweep')}: measured critical batch ({html.escape(str(cfg['task']))})</h2>",
            f"<p class='src'>batch sizes {cfg['batch_sizes']}, targets {cfg['targets']}, LR "
            + (f"grid {cfg['lrs']}" if cfg.get("lrs") else f"rule {cfg['lr_rule']} × {cfg['lr_factors']}")
            + f", step cap {cfg['max_steps']}</p>"]
@@ -270,18 +292,72 @@ def _section_branched(result: dict) -> str:
 
     data = result["data"]
     rows = [[c["step"], c["examples"], c["loss"], c["b_crit"], "≥ (largest tried)" if c["capped"] else ""] for c in data["checkpoints"]]
-    return "\n".join([f"<h2>Branched critical batch</h2><p class='src'>{html.escape(data['method'])}</p>",
+    return "\n".join([f"<h2>{html.escape(result.get('title') or 'Branched critical batch')}</h2><p class='src'>{html.escape(data['method'])}</p>",
                       _table(["step", "examples", "loss", "largest batch keeping up", ""], rows),
                       _plot(result, "plot", plot_branched)])
 
 
+def _titles(results: list[dict]) -> None:
+    """Give each section a distinct title and anchor index (two plans in one report are told apart by folder)."""
+    names = {"measure": "Measurement", "plan": "Plan", "sweep": "Sweep", "branched": "Branched critical batch"}
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    seen: set[str] = set()
+    for index, r in enumerate(results):
+        title = names[r["kind"]]
+        if counts[r["kind"]] > 1:
+            folder = Path(str(r["path"])).parent
+            title = f"{title}: {folder.name or folder}"
+            if title in seen:
+                title = f"{names[r['kind']]}: {folder}"
+        seen.add(title)
+        r["index"], r["title"] = index, title
+
+
+def _summary(results: list[dict]) -> str:
+    """The answer first: each plan's batch, learning rate, steps and time with the measured uncertainty; without a
+    plan, the measured noise scale and the swept critical batch."""
+    items = []
+    for r in results:
+        data = r["data"]
+        if r["kind"] == "plan":
+            unit, rec, bc = data["unit"], data["recommendation"], data["b_crit"]
+            row = next((t for t in data["table"] if t["recommended"]), {})
+            readings = ((data.get("measurement") or {}).get("predictors") or {})
+            spread = "; ".join(f"{_LABELS.get(k, k)} {_num(v['value'])} ± {_num(v.get('stderr'), 2)}" for k, v in readings.items())
+            time = f", about <b>{_num(row['wall_clock_h'])} h</b>" if row.get("wall_clock_h") is not None else ""
+            items.append(
+                f"<li><a href='#plan-{r['index']}'>{html.escape(r['title'])}</a>: train at a batch of "
+                f"<b>{_num(rec['batch_size'])} {html.escape(unit)}</b> with learning rate <b>{_num(rec['lr'])}</b>: "
+                f"<b>{_num(row.get('steps'))} steps</b>{time}. B_crit ≈ {_num(bc['value'])} (likely {_num(bc['low'])}–"
+                f"{_num(bc['high'])} {html.escape(unit)})" + (f"; measured {spread}" if spread else "") + ".</li>")
+        elif r["kind"] == "sweep":
+            fits = ", ".join(f"{html.escape(str(t))}: {_num(f['b_crit'])} ± {_num(f['b_crit_stderr'], 2)}"
+                             for t, f in data.get("fits", {}).items())
+            if fits:
+                items.append(f"<li>{html.escape(r['title'])}: measured critical batch per target loss {fits} (examples).</li>")
+        elif r["kind"] == "measure" and not any(x["kind"] == "plan" for x in results):
+            est = (data.get("summary") or {}).get("b_simple")
+            if _resolved(est):
+                unit = (data.get("meta") or {}).get("unit", "examples")
+                items.append(f"<li>{html.escape(r['title'])}: B_simple = <b>{_num(est['value'])} ± {_num(est.get('stderr'), 2)} "
+                             f"{html.escape(unit)}</b>, the plan's estimate of the critical batch (run <code>trainwise plan --from</code> "
+                             "on this folder for a batch size and learning rate).</li>")
+    if not items:
+        return ""
+    return f"<section class='summary'><h2>Recommendation</h2><ul>{''.join(items)}</ul></section>"
+
+
 def build_report(results: list[dict], title: str = "trainwise report") -> str:
-    """The HTML text for ``results`` from :func:`collect_results`."""
+    """The HTML text for ``results`` from :func:`collect_results`: the recommendation first, then each section."""
+    _titles(results)
     sections = {"measure": _section_measure, "plan": _section_plan, "sweep": _section_sweep, "branched": _section_branched}
-    body = [sections[r["kind"]](r) for r in results]
+    body = [_summary(results)] + [sections[r["kind"]](r) for r in results]
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sources = ", ".join(html.escape(str(r["path"])) for r in results)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p class='src'>generated {stamp} from {sources}</p>{''.join(body)}</body></html>")
 

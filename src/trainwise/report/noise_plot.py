@@ -30,7 +30,7 @@ def plot_noise_scale(measurement: dict, path: str | Path) -> Path:
             # on a log axis a bar reaching zero or below is drawn down to y/20 (the value is that uncertain)
             lower = [min(0.95 * y, 1.96 * e) for y, e in zip(sy, se)]
             top.errorbar(sx, sy, yerr=[lower, [1.96 * e for e in se]], fmt=marker, color=color, capsize=3,
-                         label=f"{'B_simple' if name == 'b_simple' else 'B_noise'} at checkpoint (HVP, 95%)")
+                         label=f"{'B_simple' if name == 'b_simple' else 'B_noise (Hessian-vector products)'} at checkpoint, 95%")
     summary = measurement.get("summary", {})
     if summary.get("b_noise", {}).get("value"):
         top.axhline(summary["b_noise"]["value"], color="#d94801", lw=0.8, ls=":",
@@ -49,11 +49,17 @@ def plot_noise_scale(measurement: dict, path: str | Path) -> Path:
     bottom.set_ylabel("held-out loss")
     bottom.set_xlabel("optimizer step")
     bottom.grid(True, alpha=0.3)
-    twin = bottom.twinx()
-    twin.plot(xs, [r["temperature"] for r in steps], color="#756bb1", lw=1, label="temperature lr/B")
-    twin.set_ylabel("temperature lr/B")
-    twin.ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
-    lines = bottom.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    temperatures = [r["temperature"] for r in steps if r.get("temperature") is not None]
+    lines = bottom.get_legend_handles_labels()[0]
+    if temperatures and max(temperatures) > 1.01 * min(temperatures):
+        twin = bottom.twinx()
+        twin.plot(xs, [r.get("temperature") for r in steps], color="#756bb1", lw=1, label="temperature lr/B")
+        twin.set_ylabel("temperature lr/B")
+        twin.set_ylim(0, 1.15 * max(temperatures))  # from zero: no offset, a changing schedule reads as a shape
+        twin.ticklabel_format(axis="y", style="sci", scilimits=(0, 0), useOffset=False)
+        lines = lines + twin.get_legend_handles_labels()[0]
+    elif temperatures:  # constant: one number in the legend, not a flat line on its own axis
+        lines = lines + [bottom.plot([], [], " ", label=f"temperature lr/B = {temperatures[0]:.3g} (constant)")[0]]
     bottom.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper right")
     fig.tight_layout()
     path = Path(path)
