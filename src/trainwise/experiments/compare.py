@@ -167,6 +167,10 @@ def compare_optimizers(
         raise ValueError(f"unknown optimizer(s) {', '.join(map(repr, unknown))}; choose from {', '.join(OPTIMIZERS)}")
     table = dict(DEFAULT_LRS.get(task.name, _FALLBACK_LRS))
     table.update(lrs or {})
+    # Untimed warm-up: the first steps of a process pay for torch's lazy initialisation (kernels, thread pool,
+    # allocator), which would otherwise show as the first optimizer's slow start on the wall-clock plot.
+    train_with(task, optimizers[0], lr=table[optimizers[0]], steps=min(steps, 5), batch_size=batch_size,
+               eval_every=max(1, min(steps, 5)), seed=seed + 1)
     return [
         train_with(task, name, lr=table[name], steps=steps, batch_size=batch_size, eval_every=eval_every,
                    seed=seed, on_step=on_step)
