@@ -1,13 +1,14 @@
-"""Critical batch size: measured by a sweep vs predicted by the noise scale, on three real tasks.
+"""Critical batch size: measured by a sweep vs predicted by the noise scale, on small real tasks.
 
-For each setting (digits MLP, teacher–student and character GPT with AdamW; the character GPT again with
-SGD + momentum) this runs ``trainwise sweep``: train to several target losses at a geometric range of batch
-sizes, LR tuned over a small grid per batch size, fit ``S = S_min(1 + B_crit/B)`` per target. It prints the
+For each setting (digits MLP, teacher–student, a one-layer and a three-layer character GPT with AdamW; the
+one-layer character GPT again with SGD + momentum) this runs ``trainwise sweep``: train to several target
+losses at a geometric range of batch sizes, LR tuned over a small grid per batch size, fit ``S = S_min(1 + B_crit/B)`` per target. It prints the
 measured ``B_crit`` beside the predictions, with the ratio predicted/measured. The predictions are each tuned
 run's noise scale averaged over its steps to the target, weighted by ``1/(1 + B̂/B)``
 (``trainwise.noise.averaging``): ``B_simple`` from per-step per-example norms, ``B_noise`` from Hessian readings
-at checkpoints, and for Adam ``B_noise`` of the preconditioned update. McCandlish et al. found ``B_simple`` 2–5×
-above ``B_crit``; the goal is ``B_noise`` within 2× of it.
+at checkpoints, and for Adam ``B_simple`` and ``B_noise`` of the preconditioned update ``P⁻¹g`` (read by the
+same checkpoint probe). McCandlish et al. found ``B_simple`` 2–5× above ``B_crit``; the goal is ``B_noise``
+within 2× of it. The ratios become ``trainwise.calibration``, which the plan reads.
 
 It then checks the temperature law (McCandlish et al. §2.3): from one checkpoint, continue at several learning
 rates with the batch fixed and fit the slope of ``log B_simple`` against ``log(lr/B)`` (the paper: about −1).
@@ -62,6 +63,19 @@ TASKS = {
         "lr_factors": {"quick": [0.7, 2.8], "full": [0.7, 2.0, 5.6, 16.0]},
         "max_steps": 1500,
         "probe_rounds": 32,
+    },
+    # a deeper, wider character LM with AdamW: one small LM was not enough to calibrate the predictors (a
+    # user's second char transformer read B_simple 0.28x and B_noise 0.2x of its swept B_crit, against 0.8-1x
+    # and 0.34x on char-gpt). Targets from a loss curve: B=4 reaches 2.2 near step 1,200, B=256 near 190.
+    "char-gpt-deep": {
+        "task": "char-gpt",
+        "kwargs": {"n_layer": 3, "n_embd": 48, "n_head": 4, "block_size": 32, "eval_examples": 128},
+        "batch_sizes": {"quick": [4, 16, 64, 256], "full": [4, 8, 16, 32, 64, 128, 256]},
+        "targets": [2.5, 2.35, 2.2],
+        # the best LR sat at factor 1 for B >= 32 on a [1, 2.8, 8] grid (steps to 2.5 then rose with the batch): 0.35 added
+        "lr_factors": {"quick": [0.7, 2.0], "full": [0.35, 1.0, 2.8, 8.0]},
+        "max_steps": 2500,
+        "probe_rounds": 16,  # 91k parameters: a Hessian round costs ~4x char-gpt's
     },
     # the same model trained with SGD + momentum: the setting McCandlish et al.'s derivation assumes
     "char-gpt-sgdm": {

@@ -104,16 +104,23 @@ _ADAM = {
         ("digits-mlp", 0.40, 1.15), ("digits-mlp", 0.25, 1.91),
         ("teacher-student", 1.40, 0.80), ("teacher-student", 1.30, 0.74), ("teacher-student", 1.25, 1.13),
         ("char-gpt", 2.60, 0.99), ("char-gpt", 2.50, 0.84), ("char-gpt", 2.40, 0.77),
+        ("char-gpt-deep", 2.50, 0.89), ("char-gpt-deep", 2.35, 0.87), ("char-gpt-deep", 2.20, 0.83),
     ],
     "b_noise": [
         ("digits-mlp", 0.40, 1.90), ("digits-mlp", 0.25, 2.27),
         ("teacher-student", 1.40, 1.09), ("teacher-student", 1.30, 0.88), ("teacher-student", 1.25, 0.98),
         ("char-gpt", 2.60, 0.34), ("char-gpt", 2.50, 0.34), ("char-gpt", 2.40, 0.32),
+        ("char-gpt-deep", 2.50, 0.40), ("char-gpt-deep", 2.35, 0.35), ("char-gpt-deep", 2.20, 0.42),
     ],
     "b_noise_precond": [
         ("digits-mlp", 0.40, 2.77), ("digits-mlp", 0.25, 3.79),
         ("teacher-student", 1.40, 0.86), ("teacher-student", 1.30, 0.84), ("teacher-student", 1.25, 0.89),
         ("char-gpt", 2.60, 0.42), ("char-gpt", 2.50, 0.38), ("char-gpt", 2.40, 0.38),
+        ("char-gpt-deep", 2.50, 0.35), ("char-gpt-deep", 2.35, 0.36), ("char-gpt-deep", 2.20, 0.39),
+    ],
+    # from small-batch Adam runs (B = 4-16, the noise-dominated ones) |P⁻¹G|² is tiny next to tr(P⁻¹ΣP⁻¹)
+    "b_simple_precond": [
+        ("char-gpt-deep", 2.50, 2.75), ("char-gpt-deep", 2.35, 9.20), ("char-gpt-deep", 2.20, 7.76),
     ],
 }
 _SGD = {
