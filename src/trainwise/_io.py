@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["strict", "dumps", "write_json", "print_json"]
+__all__ = ["strict", "dumps", "write_json", "print_json", "JsonlSink"]
 
 
 def strict(value: Any) -> Any:
@@ -51,3 +51,28 @@ def write_json(path: str | Path, value: Any, indent: int | None = 1) -> Path:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(dumps(value) + "\n")
+
+
+class JsonlSink:
+    """Append records to ``path``, one JSON object per line (the monitor's ``noise.jsonl``, the controller's log).
+
+    Lines are ``json.dumps`` of the record as it is (a log keeps ``NaN`` where a step had no estimate).
+    ``make_dirs``: create the parent folder now; otherwise on the first write.
+    """
+
+    def __init__(self, path: str | Path, make_dirs: bool = True):
+        self.path = Path(path)
+        if make_dirs:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def has_content(self) -> bool:
+        """Whether the file already holds something (a resumed run appends to it)."""
+        return self.path.exists() and self.path.stat().st_size > 0
+
+    def write(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        pass

@@ -8,11 +8,11 @@ controller; ``docs/formats.md``). :class:`JsonlSink` appends it as one JSON line
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
+from trainwise._io import JsonlSink  # the one JSONL writer; the monitor uses it too
 from trainwise._optional import require
 
 __all__ = ["JsonlSink", "RecordSink", "Sinks", "TensorBoardSink", "scalars_of"]
@@ -35,21 +35,6 @@ def scalars_of(record: dict, prefix: str = "trainwise") -> dict[str, float]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             out[f"{prefix}/{key}"] = float(value)
     return out
-
-
-class JsonlSink:
-    """Append records to ``path``, one JSON object per line."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, record: dict) -> None:
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    def close(self) -> None:
-        pass
 
 
 class TensorBoardSink:

@@ -34,7 +34,6 @@ noise scale can be read off.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -44,10 +43,11 @@ import torch
 from torch import nn
 
 import trainwise
-from trainwise.noise._params import adam_preconditioner, grad_sq_norm, trainable_params
+from trainwise._io import JsonlSink
+from trainwise.noise._params import adam_preconditioner, trainable_params
 from trainwise.noise.ema import ExampleEMA
-from trainwise.noise.estimators import effective_small_batch, grad_sq_norm_estimate, trace_sigma_estimate
-from trainwise.noise.per_example import PerExampleGradNorms
+from trainwise.noise.estimators import grad_sq_norm_estimate, trace_sigma_estimate
+from trainwise.noise.sources import AccumulationSource, DDPSource, NoiseSource, PerExampleSource
 
 __all__ = ["NoiseScaleMonitor", "SOURCES"]
 
@@ -78,6 +78,9 @@ class NoiseScaleMonitor:
         loss_reduction: ``"mean"`` if the backward loss is the mean over the batch (default), or ``"sum"``.
         grad_scaler: a ``torch.amp.GradScaler`` whose scale is still on the gradients at ``step``.
         log_path: append one JSON line per step (format: ``docs/formats.md``); rank 0 only under DDP.
+        sink: where the records go instead (anything with ``write(record)``, e.g.
+            :class:`trainwise.integrations.logging.Sinks`); ``log_path`` is ``JsonlSink(log_path)``. The meta
+            record goes first unless the sink's file already has content.
         meta: extra run information for the log's first line.
         keep_history: keep every record in :attr:`history` (and in ``state_dict``).
         process_group: the DDP process group (default: the world).
@@ -100,6 +103,7 @@ class NoiseScaleMonitor:
         loss_reduction: str = "mean",
         grad_scaler: Any | None = None,
         log_path: str | Path | None = None,
+        sink: Any | None = None,
         meta: dict | None = None,
         keep_history: bool = True,
         process_group: Any | None = None,
@@ -131,6 +135,9 @@ class NoiseScaleMonitor:
         self.unit = "tokens" if self.tokens_per_example else "examples"
         self.ema_steps = float(ema_steps)
         self.log_path = Path(log_path) if log_path else None
+        if sink is not None and log_path:
+            raise ValueError("pass log_path or sink, not both")
+        self.sink = sink if sink is not None else (JsonlSink(self.log_path, make_dirs=False) if self.log_path else None)
         self.meta = dict(meta or {})
         self.keep_history = keep_history
         self.process_group = process_group
@@ -138,17 +145,15 @@ class NoiseScaleMonitor:
         self._examples_since_measured = 0.0
 
         self.params = trainable_params(self.module)
-        self._engine: PerExampleGradNorms | None = None
-        if source == "per_example":
-            self._engine = PerExampleGradNorms(self.module, self.params, layers=layers)
-            self.params = self._engine.params  # "norm" measures a subset
         self.layers = layers
-        self._micro: list[tuple[float, torch.Tensor, torch.Tensor | None]] = []
-        self._grad_buffer: list[torch.Tensor] | None = None
-        self._ddp_local = None  # tensor [2]: local |g|², local |g/P|²
-        self._ddp_preconditioner: dict[int, torch.Tensor] | None = None
-        if source == "ddp":
-            model.register_comm_hook(state=None, hook=self._comm_hook)
+        self._source: NoiseSource
+        if source == "per_example":
+            self._source = PerExampleSource(self.module, self.params, layers=layers, loss_reduction=loss_reduction)
+            self.params = self._source.params  # "norm" measures a subset
+        elif source == "accumulation":
+            self._source = AccumulationSource(self.params)
+        else:
+            self._source = DDPSource(model, self.params, process_group)
 
         self._ema_examples = float(ema_examples) if ema_examples else None
         self._emas: dict[str, ExampleEMA] = {}
@@ -165,50 +170,18 @@ class NoiseScaleMonitor:
         """Accumulation source: call after each micro-batch's ``backward()`` with its size."""
         if self.source != "accumulation":
             raise RuntimeError(f"micro_step() is for source='accumulation', this monitor uses {self.source!r}")
-        if batch_size < 1:
-            raise ValueError(f"micro-batch size must be >= 1, got {batch_size}")
-        if not self._measuring_next:
-            self._micro.append((float(batch_size), None, None))
-            return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        preconditioner = self._preconditioner()
-        if self._grad_buffer is None:  # one persistent parameter-sized buffer, allocated once
-            self._grad_buffer = [torch.empty_like(g) for g in grads]
-        if not self._micro:
-            delta = grads  # first micro-batch of the step: .grad is its contribution
-        else:
-            # buffer holds .grad after the previous micro-batch: buffer − .grad = −(this contribution)
-            torch._foreach_sub_(self._grad_buffer, grads)
-            delta = self._grad_buffer
-        sq = grad_sq_norm(delta)
-        sq_pre = grad_sq_norm(delta, preconditioner) if preconditioner is not None else None
-        torch._foreach_copy_(self._grad_buffer, grads)
-        self._micro.append((float(batch_size), sq, sq_pre))
+        measuring = self._measuring_next
+        self._source.micro_step(batch_size, measuring, self._preconditioner() if measuring else None)
 
-    def _comm_hook(self, state, bucket):
-        import torch.distributed as dist
-
-        buffer = bucket.buffer()
-        # float32 accumulation for float32/half gradients, float64 for float64 ones; no copy
-        norm_dtype = torch.float32 if buffer.element_size() <= 4 else None
-        local = torch.linalg.vector_norm(buffer, 2, dtype=norm_dtype).double().pow(2)
-        local_pre = torch.zeros_like(local)
-        if self._ddp_preconditioner is not None:
-            for param, grad in zip(bucket.parameters(), bucket.gradients()):
-                precond = self._ddp_preconditioner.get(id(param))
-                if precond is not None:
-                    local_pre += (grad / precond).double().pow(2).sum()
-        pair = torch.stack([local, local_pre])
-        self._ddp_local = pair if self._ddp_local is None else self._ddp_local + pair
-        group = self.process_group if self.process_group is not None else dist.group.WORLD
-        buffer.div_(dist.get_world_size(group))
-        future = dist.all_reduce(buffer, group=group, async_op=True).get_future()
-        return future.then(lambda fut: fut.value()[0])
+    @property
+    def _engine(self):
+        """The per-example source's hooks (None for the other sources, or once closed)."""
+        return getattr(self._source, "engine", None)
 
     def prepare_ddp_step(self) -> None:
         """DDP with ``precondition=True``: call before the backward pass that all-reduces."""
-        pre = self._preconditioner()
-        self._ddp_preconditioner = None if pre is None else {id(p): P for p, P in zip(self.params, pre)}
+        if isinstance(self._source, DDPSource):
+            self._source.prepare(self._preconditioner())
 
     def _preconditioner(self) -> list[torch.Tensor] | None:
         if not self.precondition:
@@ -229,68 +202,11 @@ class NoiseScaleMonitor:
         return 1.0
 
     def _collect(self, batch_size: int | None):
-        """(b_small, b_big, [sq_small, sq_big, sq_small_pre, sq_big_pre]) for this step."""
-        preconditioner = self._preconditioner()
-        if self.source == "per_example":
-            assert self._engine is not None
-            pre = None if preconditioner is None else {id(p): P for p, P in zip(self.params, preconditioner)}
-            if pre is None:
-                per_example, pre_example = self._engine.norms(), None
-            else:
-                per_example, pre_example = self._engine.norms_and_preconditioned(pre)
-            b_big = per_example.numel()
-            if batch_size is not None and batch_size != b_big:
-                raise ValueError(f"batch_size={batch_size} but the captured batch has {b_big} examples")
-            factor = float(b_big) ** 2 if self.loss_reduction == "mean" else 1.0
-            grads = [p.grad for p in self.params if p.grad is not None]
-            values = [per_example.double().mean() * factor, grad_sq_norm(grads) * (factor / b_big**2)]
-            if pre_example is not None:
-                grads_pre = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-                values += [pre_example.double().mean() * factor, grad_sq_norm(grads_pre, preconditioner) * (factor / b_big**2)]
-            return 1.0, float(b_big), values
-        if self.source == "accumulation":
-            if not self._micro:
-                raise RuntimeError("source='accumulation': call micro_step(batch_size) after each micro-batch backward")
-            sizes = [b for b, _, _ in self._micro]
-            b_big = sum(sizes)
-            if batch_size is not None and batch_size != b_big:
-                raise ValueError(f"batch_size={batch_size} but the micro-batches add up to {b_big:g}")
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-            # micro-batch j contributes (b_j/B)·G_j to the accumulated gradient: undo that weight
-            sq_small = torch.stack([sq * (b_big / b) ** 2 for b, sq, _ in self._micro]).mean()
-            values = [sq_small, grad_sq_norm(grads)]
-            if preconditioner is not None and all(pre is not None for _, _, pre in self._micro):
-                values += [torch.stack([pre * (b_big / b) ** 2 for b, _, pre in self._micro]).mean(),
-                           grad_sq_norm(grads, preconditioner)]
-            return effective_small_batch(sizes), b_big, values
-        # ddp
-        import torch.distributed as dist
-
-        if batch_size is None:
-            raise ValueError("source='ddp': pass the per-replica batch size, step(batch_size=...)")
-        if self._ddp_local is None:
-            raise RuntimeError("source='ddp': no all-reduce happened since the last step (every backward under no_sync?)")
-        group = self.process_group if self.process_group is not None else dist.group.WORLD
-        world = dist.get_world_size(group)
-        if world < 2:
-            raise RuntimeError("source='ddp' needs at least 2 replicas; use 'per_example' or 'accumulation'")
-        local = self._ddp_local.to(self.params[0].device)
-        dist.all_reduce(local, group=group)
-        local = local / world
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        values = [local[0], grad_sq_norm(grads)]
-        if self._ddp_preconditioner is not None and preconditioner is not None:
-            values += [local[1], grad_sq_norm(grads, preconditioner)]
-        return float(batch_size), float(batch_size * world), values
+        """(b_small, b_big, [sq_small, sq_big, sq_small_pre, sq_big_pre]) for this step, from the source."""
+        return self._source.collect(batch_size, self._preconditioner())
 
     def _reset_step_buffers(self) -> None:
-        self._micro.clear()
-        self._ddp_local = None
-        if self._engine is not None:
-            if self._measuring_next:
-                self._engine.start()
-            else:
-                self._engine.stop()
+        self._source.reset(self._measuring_next)
 
     def _ema(self, name: str) -> ExampleEMA:
         if name not in self._emas:
@@ -353,15 +269,7 @@ class NoiseScaleMonitor:
         return record
 
     def _unmeasured_step(self, batch_size: int | None, tokens: float | None) -> None:
-        if self.source == "accumulation":
-            examples = sum(b for b, _, _ in self._micro) if self._micro else (batch_size or 0)
-        elif self.source == "ddp":
-            import torch.distributed as dist
-
-            group = self.process_group if self.process_group is not None else dist.group.WORLD
-            examples = (batch_size or 0) * dist.get_world_size(group)
-        else:
-            examples = batch_size or 0
+        examples = self._source.unmeasured_examples(batch_size)
         if not examples:
             raise ValueError("with every > 1, pass batch_size to step() on the steps that are not measured")
         self.steps += 1
@@ -435,16 +343,18 @@ class NoiseScaleMonitor:
 
         return dist.get_rank() == 0
 
+    def _sink_has_content(self) -> bool:
+        has_content = getattr(self.sink, "has_content", None)
+        return bool(has_content()) if callable(has_content) else False
+
     def _log(self, record: dict) -> None:
-        if self.log_path is None or not self._is_logging_rank():
+        if self.sink is None or not self._is_logging_rank():
             return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a", encoding="utf-8") as fh:
-            if not self._meta_written:
-                if self.log_path.stat().st_size == 0:
-                    fh.write(json.dumps(self.meta_record()) + "\n")
-                self._meta_written = True
-            fh.write(json.dumps(record) + "\n")
+        if not self._meta_written:
+            if not self._sink_has_content():
+                self.sink.write(self.meta_record())
+            self._meta_written = True
+        self.sink.write(record)
 
     def meta_record(self) -> dict:
         return {
@@ -496,25 +406,23 @@ class NoiseScaleMonitor:
         self.skipped = dict(state["skipped"])
         self._examples_since_measured = float(state.get("examples_since_measured", 0.0))
         self.history = [dict(r) for r in state["history"]]
-        self._meta_written = self.log_path is not None and self.log_path.exists() and self.log_path.stat().st_size > 0
+        self._meta_written = self.sink is not None and self._sink_has_content()
         self._reset_step_buffers()
 
     def pause(self) -> None:
         """Per-example source: stop capturing (e.g. around evaluation or probe passes with grad)."""
-        if self._engine is not None:
-            self._engine.stop()
+        if isinstance(self._source, PerExampleSource):
+            self._source.pause()
 
     def resume(self) -> None:
         """Undo :meth:`pause` (capture again if the coming step is one that is measured)."""
-        if self._engine is not None and self._measuring_next:
-            self._engine.start()
+        if isinstance(self._source, PerExampleSource):
+            self._source.resume(self._measuring_next)
 
     def log(self, record: dict) -> None:
-        """Append an extra record (e.g. ``{"kind": "hessian", ...}``) to the JSONL log, if any."""
+        """Append an extra record (e.g. ``{"kind": "hessian", ...}``) to the log, if any."""
         self._log(record)
 
     def close(self) -> None:
         """Remove the hooks (per-example source)."""
-        if self._engine is not None:
-            self._engine.remove()
-            self._engine = None
+        self._source.close()
