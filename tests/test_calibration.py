@@ -91,3 +91,9 @@ def test_the_docs_table_holds_every_calibrated_ratio():
 
 def test_lr_validation_is_none_where_not_measured():
     assert lr_validation_for("sgd", "no-such-kind") is None
+    assert lr_validation_for("adam", "sweep") is None
+
+
+def test_lr_validation_quotes_the_benchmark_range():
+    text = lr_validation_for("adam", "rescaled")
+    assert "1.04–1.74×" in text and "0.25–0.97×" in text  # steps ratios 1.45, 1.48, 1.74, 1.04; LR ratios

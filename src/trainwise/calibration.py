@@ -167,10 +167,17 @@ def b_crit_range(value: float, calibration: PredictorCalibration) -> tuple[float
     return value / calibration.high, value / calibration.low
 
 
-#: ``benchmarks/plan_lr.py``: at the plan's batch, steps to a target loss at the plan's LR over the best steps of a
-#: ×2 LR grid around it. family -> how the LR was found ("rescaled": a measured run's LR moved by the family's
-#: rule; "sweep": a sweep's tuned LRs interpolated) -> rows ``(setting, steps ratio, lr_rec / lr_best)``.
-LR_VALIDATION: dict[str, dict[str, list[tuple[str, float, float]]]] = {}
+#: ``benchmarks/plan_lr.py`` (full mode, 2026-11-30, plan code of commit 4e7461e): ``trainwise measure`` at the task's
+#: default batch and LR, then the plan; at the plan's batch, steps to the setting's middle target at the plan's LR
+#: over the best steps of a ×2 LR grid around it (two seeds each). family -> how the LR was found ("rescaled": a
+#: measured run's LR moved by the family's rule; "sweep": a sweep's tuned LRs interpolated, not measured yet) ->
+#: rows ``(setting, steps ratio, lr_rec / lr_best)``. The rescaled LR can be no better than the measured run's:
+#: char-gpt's default 2e-3 is about 4× below its best at batch 32-47.
+LR_VALIDATION: dict[str, dict[str, list[tuple[str, float, float]]]] = {
+    "adam": {"rescaled": [("digits-mlp", 1.45, 0.50), ("teacher-student", 1.48, 0.50), ("char-gpt", 1.74, 0.25),
+                          ("char-gpt-deep", 1.04, 0.97)]},
+    "sgd": {"rescaled": [("char-gpt-sgdm", 1.01, 0.50)]},
+}
 
 
 def lr_validation_for(family: str, kind: str) -> str | None:
@@ -179,9 +186,11 @@ def lr_validation_for(family: str, kind: str) -> str | None:
     rows = LR_VALIDATION.get(family, {}).get(kind)
     if not rows:
         return None
-    steps = [r[1] for r in rows]
-    lr_ratio = [r[2] for r in rows]
+    def span(values: list[float], fmt: str) -> str:
+        low, high = format(min(values), fmt), format(max(values), fmt)
+        return low if low == high else f"{low}–{high}"
+
     settings = ", ".join(dict.fromkeys(r[0] for r in rows))
-    return (f"on trainwise's benchmark ({settings}) this rule's LR needed {min(steps):.2f}–{max(steps):.2f}× the "
-            f"steps of the best LR of a ×2 grid, and was {min(lr_ratio):.2g}–{max(lr_ratio):.2g}× that LR "
+    return (f"on trainwise's benchmark ({settings}) this rule's LR needed {span([r[1] for r in rows], '.2f')}× the "
+            f"steps of the best LR of a ×2 grid, and was {span([r[2] for r in rows], '.2g')}× that LR "
             "(benchmarks/plan_lr.py)")
