@@ -39,8 +39,6 @@ SHIMS = {"trainwise.sweep.runner", "trainwise.sweep.branched", "trainwise.sweep.
          "trainwise.noise.run", "trainwise.optim.compare"}
 #: known violations owned by someone else, to be removed when fixed: (module, imported)
 KNOWN = {
-    # report/html.py's sweep table: switch to trainwise.results.prediction_table/PREDICTORS/PREDICTOR_LABELS
-    ("trainwise.report.html", "trainwise.sweep.runner"),
     # the curation report's plots: switch to trainwise._optional.pyplot (the one lazy-import helper)
     ("trainwise.data.pretrain.report", "trainwise.report._mpl"),
 }

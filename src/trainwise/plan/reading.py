@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from trainwise.noise.averaging import checkpoint_spans, step_blocks, weighted_mean_with_stderr
+from trainwise.noise.estimators import mean_of
 from trainwise.units import BatchUnit
 
 __all__ = ["NoiseReading", "PREDICTOR_NAMES", "read_noise_jsonl", "read_measure_json", "read_sweep_json",
@@ -181,11 +182,12 @@ def _hessian_average(hessian: list[tuple[int, dict]], path: Path, run_batch: flo
 
 
 def _mean_entry(values: list[float]) -> dict[str, float] | None:
+    """Mean and standard error (:func:`trainwise.noise.estimators.mean_of`), or ``None`` without values."""
     values = [v for v in values if _finite(v)]
     if not values:
         return None
-    stderr = float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
-    return {"value": float(np.mean(values)), "stderr": stderr}
+    mean = mean_of(values)
+    return {"value": mean.value, "stderr": mean.stderr}
 
 
 def read_noise_jsonl(path: str | Path, window: str | Sequence[int] | None = None) -> NoiseReading:

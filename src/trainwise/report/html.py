@@ -260,7 +260,7 @@ def _section_sweep(result: dict) -> str:
            f"<p class='src'>batch sizes {cfg['batch_sizes']}, targets {cfg['targets']}, LR "
            + (f"grid {cfg['lrs']}" if cfg.get("lrs") else f"rule {cfg['lr_rule']} × {cfg['lr_factors']}")
            + f", step cap {cfg['max_steps']}</p>"]
-    from trainwise.sweep.runner import PREDICTOR_LABELS, PREDICTORS, prediction_table
+    from trainwise.results import PREDICTOR_LABELS, PREDICTORS, prediction_table
 
     table = prediction_table(data)
     names = [n for n in PREDICTORS if any(n in r for r in table)]
