@@ -16,9 +16,10 @@ preconditioned update ``P⁻¹g`` (``P = sqrt(v̂) + eps``, the optimizer's stat
 
 Where the numbers come from: ``benchmarks/critical_batch.py`` in full mode (all batch sizes and LR factors of its
 ``TASKS``), one CPU core per process. Settings: ``digits-mlp``, ``teacher-student`` and ``char-gpt`` (1 layer, 32
-dims, 32-character windows) with AdamW, run 2026-11-28 (``b_simple_precond`` was not reported then);
-``char-gpt-sgdm`` (the same model, SGD + momentum 0.9), 2026-11-28; ``char-gpt-deep`` (3 layers, 48 dims, 4
-heads, 32-character windows) with AdamW, 2026-11-30. Targets the sweep flags (steps rising with the batch:
+dims, 32-character windows) with AdamW, run 2026-11-28, digits and teacher–student again on 2026-11-30 (every
+ratio reproduced, and ``b_simple_precond``, not reported before, added); ``char-gpt-sgdm`` (the same model, SGD +
+momentum 0.9), 2026-11-28; ``char-gpt-deep`` (3 layers, 48 dims, 4 heads, 32-character windows) with AdamW,
+2026-11-30. Targets the sweep flags (steps rising with the batch:
 not an optimization limit, so its ``B_crit`` is no noise-scale quantity) are left out: digits at 0.15.
 ``docs/critical-batch.md`` (section Calibration) tabulates every ratio.
 
@@ -118,8 +119,10 @@ _ADAM = {
         ("char-gpt", 2.60, 0.42), ("char-gpt", 2.50, 0.38), ("char-gpt", 2.40, 0.38),
         ("char-gpt-deep", 2.50, 0.35), ("char-gpt-deep", 2.35, 0.36), ("char-gpt-deep", 2.20, 0.39),
     ],
-    # from small-batch Adam runs (B = 4-16, the noise-dominated ones) |P⁻¹G|² is tiny next to tr(P⁻¹ΣP⁻¹)
+    # from small-batch Adam runs (the noise-dominated ones) |P⁻¹G|² is tiny next to tr(P⁻¹ΣP⁻¹)
     "b_simple_precond": [
+        ("digits-mlp", 0.40, 6.09), ("digits-mlp", 0.25, 9.28),
+        ("teacher-student", 1.40, 4.03), ("teacher-student", 1.30, 1.51), ("teacher-student", 1.25, 2.09),
         ("char-gpt-deep", 2.50, 2.75), ("char-gpt-deep", 2.35, 9.20), ("char-gpt-deep", 2.20, 7.76),
     ],
 }
