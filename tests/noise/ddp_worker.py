@@ -14,7 +14,7 @@ from trainwise.noise import NoiseScaleMonitor
 from trainwise.tasks import get_task
 
 
-def main(out_path: str, steps: int = 4, per_rank: int = 6) -> None:
+def main(out_path: str, steps: int = 14, per_rank: int = 6) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(1)

@@ -15,7 +15,7 @@ from trainwise.tasks import get_task
 pytestmark = pytest.mark.distributed
 
 
-def _single_process_reference(steps=4, per_rank=6, world=2):
+def _single_process_reference(steps=14, per_rank=6, world=2):
     task = get_task("digits-mlp")
     model = task.make_model(seed=0).double()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -43,7 +43,7 @@ def test_ddp_source_under_torchrun_matches_accumulation(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ddp = json.loads(out.read_text())
     reference = _single_process_reference()
-    assert len(ddp) == len(reference) == 4
+    assert len(ddp) == len(reference) == 14
     for got, want in zip(ddp, reference):
         for key in ("batch_size", "b_small", "grad_sq_norm", "trace_sigma", "b_simple"):
             assert got[key] == pytest.approx(want[key], rel=1e-9), key

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from tests.noise.helpers import LinearRegressionProblem, brute_force_per_example_grads, textbook_estimates, unique_trainable
 from trainwise.noise import NoiseScaleMonitor, grad_sq_norm_estimate, trace_sigma_estimate
+from trainwise.noise._params import PRECONDITIONER_MIN_STEPS
 from trainwise.tasks import get_task
 
 
@@ -119,26 +120,28 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
                                     meta={"task": task.name})
         stream = task.batches(16, seed=0)
         records = _train(monitor, model, task, optimizer, stream, split_at)
-        if split_at < 12:
+        if split_at < 16:
             state = json.loads(json.dumps(monitor.state_dict()))  # survives JSON, like a checkpoint
             monitor.close()
             monitor = NoiseScaleMonitor(model, optimizer=optimizer, precondition=True, ema_steps=5, log_path=log,
                                         meta={"task": task.name})
             monitor.load_state_dict(state)
-            records += _train(monitor, model, task, optimizer, stream, 12 - split_at)
+            records += _train(monitor, model, task, optimizer, stream, 16 - split_at)
         return records, monitor, log
 
-    whole, monitor_whole, log_whole = run(12)
-    resumed, monitor_resumed, log_resumed = run(5)
+    whole, monitor_whole, log_whole = run(16)
+    resumed, monitor_resumed, log_resumed = run(13)  # after the preconditioned averages have started
     assert whole == resumed
     assert monitor_whole.state_dict() == monitor_resumed.state_dict()
     assert log_whole.read_text() == log_resumed.read_text()
     lines = [json.loads(line) for line in log_whole.read_text().splitlines()]
     assert lines[0]["kind"] == "meta" and lines[0]["task"] == "digits-mlp" and lines[0]["source"] == "per_example"
     steps = [line for line in lines if line["kind"] == "step"]
-    assert len(steps) == 12
-    # Adam's v̂ does not exist before the first optimizer step: no preconditioned reading there
-    assert "precond" not in steps[0] and "precond" in steps[1]
+    assert len(steps) == 16
+    # Adam's v̂ is no preconditioner before it holds PRECONDITIONER_MIN_STEPS squared gradients: monitor step k
+    # comes before optimizer step k, so the first preconditioned reading is at step PRECONDITIONER_MIN_STEPS + 1
+    first = PRECONDITIONER_MIN_STEPS
+    assert "precond" not in steps[first - 1] and all("precond" in s for s in steps[first:])
     assert steps[-1]["temperature"] == pytest.approx(1e-3 / 16)
 
 
@@ -148,9 +151,11 @@ def test_preconditioned_estimate_matches_brute_force():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     stream = task.batches(8, seed=1)
     x, y = next(stream)
-    task.loss_fn(model, (x.double(), y)).mean().backward()
-    optimizer.step()  # now v̂ exists
-    optimizer.zero_grad()
+    for _ in range(PRECONDITIONER_MIN_STEPS):  # now v̂ holds enough squared gradients to be a preconditioner
+        task.loss_fn(model, (x.double(), y)).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        x, y = next(stream)
     monitor = NoiseScaleMonitor(model, optimizer=optimizer, precondition=True)
     x, y = next(stream)
     batch = (x.double(), y)

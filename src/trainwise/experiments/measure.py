@@ -18,6 +18,7 @@ import trainwise
 from trainwise._io import write_json
 from trainwise._progress import progress
 from trainwise.experiments.loop import train
+from trainwise.noise._params import PRECONDITIONER_MIN_STEPS
 from trainwise.noise.measure import measure_noise_scale
 from trainwise.noise.monitor import NoiseScaleMonitor
 from trainwise.noise.summary import checkpoint_steps, summarize_checkpoints
@@ -128,7 +129,7 @@ def run_measurement(
         result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
                                      tokens_per_example=tokens_per_example, **precision)
         precond_row = None
-        if precondition and step > 0:
+        if precondition and step >= PRECONDITIONER_MIN_STEPS:  # Adam's v̂ of a step or two is no preconditioner
             pre = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
                                       tokens_per_example=tokens_per_example, preconditioner=opt, **precision)
             precond_row = {k: v for k, v in pre.to_dict().items()

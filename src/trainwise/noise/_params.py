@@ -7,7 +7,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-__all__ = ["trainable_params", "grad_sq_norm", "adam_preconditioner"]
+__all__ = ["trainable_params", "grad_sq_norm", "adam_preconditioner", "PRECONDITIONER_MIN_STEPS"]
 
 
 def trainable_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -32,11 +32,21 @@ def grad_sq_norm(tensors: list[torch.Tensor], preconditioners: list[torch.Tensor
     return torch.stack([n.double() for n in norms]).pow(2).sum()
 
 
-def adam_preconditioner(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> list[torch.Tensor] | None:
-    r"""``P = sqrt(v̂) + eps`` per parameter from an Adam/AdamW state, or None before its first step.
+#: optimizer steps before Adam's ``v̂`` is used as a preconditioner for the noise scale. After ``t`` steps ``v̂``
+#: averages ``min(t, ~1/(1 − β₂))`` squared gradients; after one step it is a single ``g₁²``, near zero wherever
+#: ``g₁`` happened to be, so ``P⁻¹ ≈ 1/eps`` there: on the character GPT, ``|P⁻¹G|²`` read 3.5·10⁹ at step 2 and
+#: 2·10⁴–4·10⁴ from step 10 on, and one such step dominated the monitor's moving average for hundreds of steps.
+PRECONDITIONER_MIN_STEPS = 10
+
+
+def adam_preconditioner(optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                        min_steps: int = 1) -> list[torch.Tensor] | None:
+    r"""``P = sqrt(v̂) + eps`` per parameter from an Adam/AdamW state, or None before its ``min_steps``-th step.
 
     ``v̂ = v / (1 − β₂^t)`` is the bias-corrected second moment as it stands *before* the coming
     step (a snapshot), which is what the noise of the update that step takes is divided by.
+    The noise-scale readers use ``min_steps = PRECONDITIONER_MIN_STEPS`` (above: a ``v̂`` of one or two squared
+    gradients makes ``P⁻¹g`` explode).
     """
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     out = []
@@ -47,7 +57,7 @@ def adam_preconditioner(optimizer: torch.optim.Optimizer, params: list[torch.Ten
         group = groups[id(p)]
         beta2 = group["betas"][1]
         step = float(state["step"])
-        if step < 1:
+        if step < max(1, min_steps):
             return None
         v_hat = state["exp_avg_sq"] / (1.0 - beta2**step)
         if v_hat.element_size() < 4:

@@ -44,7 +44,7 @@ from torch import nn
 
 import trainwise
 from trainwise._io import JsonlSink
-from trainwise.noise._params import adam_preconditioner, trainable_params
+from trainwise.noise._params import PRECONDITIONER_MIN_STEPS, adam_preconditioner, trainable_params
 from trainwise.noise.ema import ExampleEMA
 from trainwise.noise.estimators import grad_sq_norm_estimate, trace_sigma_estimate
 from trainwise.noise.sources import AccumulationSource, DDPSource, NoiseSource, PerExampleSource
@@ -186,7 +186,7 @@ class NoiseScaleMonitor:
     def _preconditioner(self) -> list[torch.Tensor] | None:
         if not self.precondition:
             return None
-        return adam_preconditioner(self.optimizer, self.params)
+        return adam_preconditioner(self.optimizer, self.params, min_steps=PRECONDITIONER_MIN_STEPS)
 
     # ------------------------------------------------------------------ step
     @property
