@@ -10,6 +10,7 @@ from trainwise.noise.estimators import (
     ratio_of_means,
     trace_sigma_estimate,
 )
+from trainwise.noise._sharding import ShardingUnsupported
 from trainwise.noise.ema import ExampleEMA
 from trainwise.noise.measure import measure_noise_scale
 from trainwise.noise.monitor import SOURCES, NoiseScaleMonitor
@@ -23,6 +24,7 @@ __all__ = [
     "NoiseScaleResult",
     "PerExampleGradNorms",
     "SOURCES",
+    "ShardingUnsupported",
     "effective_small_batch",
     "grad_sq_norm_estimate",
     "mean_of",

@@ -7,6 +7,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from trainwise.noise._sharding import local
+
 __all__ = ["trainable_params", "grad_sq_norm", "adam_preconditioner", "PRECONDITIONER_MIN_STEPS"]
 
 
@@ -23,7 +25,14 @@ def trainable_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> lis
 
 
 def grad_sq_norm(tensors: list[torch.Tensor], preconditioners: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """``Σ |t|²`` (or ``Σ |t/P|²``) over a list of tensors as one float64 scalar tensor, fused with foreach."""
+    """``Σ |t|²`` (or ``Σ |t/P|²``) over a list of tensors as one float64 scalar tensor, fused with foreach.
+
+    DTensors (FSDP2 shards) count with their local shard only: add the result over the shard group
+    (:meth:`trainwise.noise._sharding.Layout.reduce`) for the whole tensor's norm.
+    """
+    tensors = [local(t) for t in tensors]
+    if preconditioners is not None:
+        preconditioners = [local(P) for P in preconditioners]
     if not tensors:
         return torch.zeros((), dtype=torch.float64)
     if preconditioners is not None:

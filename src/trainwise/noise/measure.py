@@ -50,6 +50,7 @@ from torch import nn
 
 from trainwise._progress import progress as _progress
 from trainwise.noise._params import adam_preconditioner, trainable_params
+from trainwise.noise._sharding import ShardingUnsupported, is_dtensor, layout, local
 from trainwise.noise.estimators import (
     PairedMeans,
     delta_l_max_of_means,
@@ -106,8 +107,12 @@ def _math_attention():
         return contextlib.nullcontext()
 
 
+def _dot_tensor(xs, ys) -> torch.Tensor:
+    return sum((x.double() * y.double()).sum() for x, y in zip(xs, ys))
+
+
 def _dot(xs, ys) -> float:
-    return float(sum((x.double() * y.double()).sum() for x, y in zip(xs, ys)))
+    return float(_dot_tensor(xs, ys))
 
 
 @torch.no_grad()
@@ -203,7 +208,12 @@ def measure_noise_scale(
         raise ValueError(f"per_example must be True, False or 'auto', got {per_example!r}")
     if tokens_per_example is not None and not (isinstance(tokens_per_example, (int, float)) and tokens_per_example > 0):
         raise ValueError(f"tokens_per_example must be a positive number or None, got {tokens_per_example!r}")
+    # FSDP2/HSDP: each rank passes its share of every batch, the sums are added over ranks (refuses TP/PP/FSDP1)
+    shards = layout(model)
     params = trainable_params(model)
+    if shards.sharded and hessian:
+        raise ShardingUnsupported(f"measure_noise_scale: hessian=True needs double backward, which a model sharded by "
+                                  f"fully_shard ({shards.kind}) does not support; pass hessian=False (see docs/sharded.md)")
     inv_precond = None
     if preconditioner is not None:
         if isinstance(preconditioner, torch.optim.Optimizer):
@@ -215,8 +225,9 @@ def measure_noise_scale(
             precond = list(preconditioner)
             if len(precond) != len(params) or any(P.shape != p.shape for P, p in zip(precond, params)):
                 raise ValueError("preconditioner: need one tensor per trainable parameter, of the same shapes")
-        inv_precond = [1.0 / P.to(p.dtype) for P, p in zip(precond, params)]
-        precond_by_id = {id(p): P.to(p.dtype) for P, p in zip(precond, params)}
+        inv_precond = [1.0 / local(P).to(p.dtype) for P, p in zip(precond, params)]
+        # the per-example norms need the whole P (an all-gather of each shard under FSDP2)
+        precond_by_id = {id(p): (P.full_tensor() if is_dtensor(P) else P).to(p.dtype) for P, p in zip(precond, params)}
     engine = None
     fallback: str | None = None
 
@@ -269,13 +280,19 @@ def measure_noise_scale(
                 if engine is not None:
                     engine.start()
                 losses = _per_example_losses(loss_fn, model, _split(batch, start, stop))
-                grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
-                grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
+                if shards.sharded:  # FSDP2 reduce-scatters into .grad on backward(); autograd.grad would bypass it
+                    for p in params:
+                        p.grad = None
+                    losses.mean().backward()
+                    grads = [torch.zeros_like(local(p)) if p.grad is None else local(p.grad).detach() for p in params]
+                else:
+                    grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
+                    grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
                 if inv_precond is not None:
                     raw_grads.append(grads)
                     grads = [g * a for g, a in zip(grads, inv_precond)]  # ĝ = P⁻¹g
                 halves_grads.append(grads)
-                halves_sq.append(_dot(grads, grads))
+                halves_sq.append(_dot_tensor(grads, grads))
                 if engine is not None:
                     pre = None if inv_precond is None else precond_by_id
                     try:
@@ -287,13 +304,21 @@ def measure_noise_scale(
                     else:
                         engine.stop()
             mean_grad = [(a + b) / 2 for a, b in zip(*halves_grads)]
-            big_sq = _dot(mean_grad, mean_grad)
+            grad_sums = torch.stack([halves_sq[0], halves_sq[1], _dot_tensor(mean_grad, mean_grad)])
+            example_sum = torch.cat(per_example_sq).sum() if engine is not None else torch.zeros((), dtype=torch.float64)
+            example_sums = torch.stack([example_sum.to(grad_sums.device), torch.tensor(2.0 * half, dtype=torch.float64,
+                                                                                       device=grad_sums.device)])
+            grad_sums, example_sums = shards.reduce(grad_sums, example_sums)  # over ranks under FSDP2, else as is
+            (sq_half_1, sq_half_2, big_sq), (example_sum, count) = grad_sums.tolist(), example_sums.tolist()
+            if count != 2 * half * shards.dp_size:
+                raise ValueError(f"measure_noise_scale: the data-parallel ranks passed batches of different sizes "
+                                 f"({count:g} examples in all, {2 * half} here); pass equal shares")
             if engine is not None:
-                b_small, b_big = 1.0, float(2 * half)
-                small_sq = float(torch.cat(per_example_sq).mean())
+                b_small, b_big = 1.0, count
+                small_sq = example_sum / count
             else:
-                b_small, b_big = float(half), float(2 * half)
-                small_sq = (halves_sq[0] + halves_sq[1]) / 2
+                b_small, b_big = count / 2, count
+                small_sq = (sq_half_1 + sq_half_2) / 2
             if not all(math.isfinite(x) for x in (small_sq, big_sq)):
                 raise FloatingPointError("measure_noise_scale: non-finite gradient (NaN/inf loss or gradient) in a batch")
             grad_sq_norm = grad_sq_norm_estimate(b_small, small_sq, b_big, big_sq)
@@ -301,7 +326,7 @@ def measure_noise_scale(
             samples["grad_sq_norm"].append(grad_sq_norm)
             samples["trace_sigma"].append(trace_sigma)
             b_simple_parts.add(trace_sigma, grad_sq_norm)
-            examples += 2 * half
+            examples += int(count)
             if hessian:
                 with _math_attention():
                     h_losses = _per_example_losses(loss_fn, model, hessian_batch)

@@ -45,6 +45,7 @@ from torch import nn
 import trainwise
 from trainwise._io import JsonlSink
 from trainwise.noise._params import PRECONDITIONER_MIN_STEPS, adam_preconditioner, trainable_params
+from trainwise.noise._sharding import ShardingUnsupported, layout
 from trainwise.noise.ema import ExampleEMA
 from trainwise.noise.estimators import grad_sq_norm_estimate, trace_sigma_estimate
 from trainwise.noise.sources import AccumulationSource, DDPSource, NoiseSource, PerExampleSource
@@ -62,7 +63,10 @@ class NoiseScaleMonitor:
     r"""Track ``B_simple = tr(Σ)/|G|²`` during training.
 
     Args:
-        model: the model (a ``DistributedDataParallel`` wrapper for ``source="ddp"``).
+        model: the model (a ``DistributedDataParallel`` wrapper for ``source="ddp"``), or a model sharded by
+            FSDP2 ``fully_shard`` (1-D mesh, or HSDP's 2-D mesh) for ``per_example`` and ``accumulation``: each
+            rank then passes its local batch sizes and the records are of the global batch (``docs/sharded.md``).
+            Tensor/pipeline parallelism and FSDP1 are refused here, in one line (``ShardingUnsupported``).
         source: ``"per_example"``, ``"accumulation"``, ``"ddp"`` or ``"auto"`` (DDP model → ``ddp``,
             else ``per_example``).
         ema_examples: time constant ``τ`` of the moving averages in examples; default
@@ -123,6 +127,11 @@ class NoiseScaleMonitor:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         if precondition and optimizer is None:
             raise ValueError("precondition=True needs the Adam/AdamW optimizer (optimizer=...)")
+        # FSDP2/HSDP: which sums add up over which ranks; refuses TP, PP and FSDP1 here, in one line
+        sharding = layout(model)
+        if sharding.sharded and source == "ddp":
+            raise ShardingUnsupported(f"trainwise noise scale: source='ddp' reads DDP's all-reduce; this model is "
+                                      f"sharded ({sharding.kind}): use source='per_example' or 'accumulation'")
         if source == "ddp" and not _is_ddp(model):
             raise ValueError("source='ddp' needs the model wrapped in torch.nn.parallel.DistributedDataParallel")
         self.source = source
@@ -146,12 +155,14 @@ class NoiseScaleMonitor:
 
         self.params = trainable_params(self.module)
         self.layers = layers
+        self.layout = sharding
         self._source: NoiseSource
         if source == "per_example":
-            self._source = PerExampleSource(self.module, self.params, layers=layers, loss_reduction=loss_reduction)
+            self._source = PerExampleSource(self.module, self.params, layers=layers, loss_reduction=loss_reduction,
+                                            layout=self.layout)
             self.params = self._source.params  # "norm" measures a subset
         elif source == "accumulation":
-            self._source = AccumulationSource(self.params)
+            self._source = AccumulationSource(self.params, self.layout)
         else:
             self._source = DDPSource(model, self.params, process_group)
 
@@ -337,7 +348,7 @@ class NoiseScaleMonitor:
 
     # ------------------------------------------------------------------ logging
     def _is_logging_rank(self) -> bool:
-        if self.source != "ddp":
+        if self.source != "ddp" and not self.layout.sharded:
             return True
         import torch.distributed as dist
 

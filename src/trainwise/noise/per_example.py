@@ -49,6 +49,12 @@ class PerExampleUnsupported(ValueError, RuntimeError):
         super().__init__(f"per-example gradients: {where}: {reason}" + (f". {advice}" if advice else ""))
 
 
+def _is_dtensor(t) -> bool:
+    from trainwise.noise._sharding import is_dtensor
+
+    return is_dtensor(t)
+
+
 # materialise an outer-product sum when it takes at most this many elements per batch
 _MATERIALIZE_LIMIT = 2**26
 
@@ -174,6 +180,7 @@ class PerExampleGradNorms:
         self._capturing = False
         self._handles = []
         self._names = {module: name for name, module in model.named_modules()}
+        self._owned: dict[nn.Module, dict[str, nn.Parameter]] = {}
         covered: dict[int, nn.Parameter] = {}
         uncovered: list[str] = []
         for name, module in model.named_modules():
@@ -185,8 +192,10 @@ class PerExampleGradNorms:
             if not isinstance(module, _NATIVE_TYPES) and any(True for _ in module.children()):
                 uncovered += [f"{name}.{n}" if name else n for n, _ in own]
                 continue
-            for _, p in own:
+            for n, p in own:
                 covered[id(p)] = p
+            # by (module, name) now: FSDP2 swaps the module attributes between sharded and unsharded parameters
+            self._owned[module] = dict(own)
             self._handles.append(module.register_forward_hook(self._forward_hook, with_kwargs=True))
         if uncovered and layers == "all":
             self.remove()
@@ -275,9 +284,10 @@ class PerExampleGradNorms:
                     f"module(s) {[self._names.get(module, '?')]} ({type(module).__name__})",
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                 ) from exc
+            owned = self._owned.get(module, {})
             for name, piece in pieces.items():
-                param = getattr(module, name, None)
-                if isinstance(param, nn.Parameter) and param.requires_grad:
+                param = owned.get(name)
+                if param is not None:
                     out.setdefault(id(param), []).append(piece)
         return out
 
@@ -320,7 +330,10 @@ class PerExampleGradNorms:
                 "needs tensor-only positional inputs for the torch.func fallback",
                 "Use source='accumulation' for this model",
             )
-        params = {n: p.detach() for n, p in module.named_parameters(recurse=False) if p.requires_grad}
+        # FSDP2: the module holds its shard again after backward; gather the whole parameter (a collective that
+        # every rank makes in the same order, as every rank runs the same model)
+        params = {n: (p.full_tensor() if _is_dtensor(p) else p).detach()
+                  for n, p in module.named_parameters(recurse=False) if p.requires_grad}
         from torch.func import functional_call, vjp, vmap
 
         def one_example(example_args, example_grad):

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from trainwise.noise._params import grad_sq_norm
+from trainwise.noise._sharding import Layout, is_dtensor, local
 from trainwise.noise.estimators import effective_small_batch
 from trainwise.noise.per_example import PerExampleGradNorms
 
@@ -51,37 +52,66 @@ def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
     return [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
 
 
+def _local_grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """This rank's part of each gradient (the local shard under FSDP2), zeros where there is none."""
+    return [local(p.grad) if p.grad is not None else torch.zeros_like(local(p)) for p in params]
+
+
 class PerExampleSource:
-    """One process, no accumulation: exact per-example gradient norms, ``B_small = 1``."""
+    """Exact per-example gradient norms, ``B_small = 1``: one process, or FSDP2/HSDP (each rank measures its own
+    examples from the activations and output gradients it holds in full; the sums are added over the
+    data-parallel ranks and ``|G_B|²`` over the gradient shards, in one all-reduce)."""
 
     name = "per_example"
 
     def __init__(self, module: nn.Module, params: list[torch.Tensor], *, layers: str = "all",
-                 loss_reduction: str = "mean"):
+                 loss_reduction: str = "mean", layout: Layout | None = None):
         self.engine: PerExampleGradNorms | None = PerExampleGradNorms(module, params, layers=layers)
         self.params = self.engine.params  # "norm" measures a subset
         self.loss_reduction = loss_reduction
+        self.layout = layout or Layout()
+        self._checked_local_batch: int | None = None
 
     def collect(self, batch_size, preconditioner):
         assert self.engine is not None
-        pre = None if preconditioner is None else {id(p): P for p, P in zip(self.params, preconditioner)}
+        pre = None if preconditioner is None else {
+            id(p): (P.full_tensor() if is_dtensor(P) else P) for p, P in zip(self.params, preconditioner)}
         if pre is None:
             per_example, pre_example = self.engine.norms(), None
         else:
             per_example, pre_example = self.engine.norms_and_preconditioned(pre)
-        b_big = per_example.numel()
-        if batch_size is not None and batch_size != b_big:
-            raise ValueError(f"batch_size={batch_size} but the captured batch has {b_big} examples")
-        factor = float(b_big) ** 2 if self.loss_reduction == "mean" else 1.0
+        b_local = per_example.numel()
+        if batch_size is not None and batch_size != b_local:
+            raise ValueError(f"batch_size={batch_size} but the captured batch has {b_local} examples")
+        factor = float(b_local) ** 2 if self.loss_reduction == "mean" else 1.0
         grads = [p.grad for p in self.params if p.grad is not None]
-        values = [per_example.double().mean() * factor, grad_sq_norm(grads) * (factor / b_big**2)]
+        # local sums: Σ_i |g_i|² over this rank's examples; |.grad|² over this rank's shards
+        example_sums = [per_example.double().sum() * factor]
+        grad_sums = [grad_sq_norm(grads) * (factor / b_local**2)]
         if pre_example is not None:
-            values += [pre_example.double().mean() * factor,
-                       grad_sq_norm(_grads(self.params), preconditioner) * (factor / b_big**2)]
+            example_sums.append(pre_example.double().sum() * factor)
+            grad_sums.append(grad_sq_norm(_grads(self.params), preconditioner) * (factor / b_local**2))
+        b_big = b_local
+        if self.layout.sharded:
+            device = per_example.device
+            example_sums.append(torch.tensor(float(b_local), dtype=torch.float64, device=device))
+            grad_total, example_total = self.layout.reduce(
+                torch.stack([v.to(device) for v in grad_sums]), torch.stack([v.to(device) for v in example_sums]))
+            b_big = b_local * self.layout.dp_size
+            if self._checked_local_batch != b_local:  # a host read only when this rank's batch changes
+                total = float(example_total[-1])
+                if total != b_big:
+                    raise ValueError(f"FSDP: the data-parallel ranks have different local batches ({total:g} examples in "
+                                     f"all, this rank {b_local}); the reduced gradient is then not the batch mean")
+                self._checked_local_batch = b_local
+            grad_sums, example_sums = list(grad_total), list(example_total[:-1])
+        values = [example_sums[0] / b_big, grad_sums[0]]
+        if pre_example is not None:
+            values += [example_sums[1] / b_big, grad_sums[1]]
         return 1.0, float(b_big), values
 
     def unmeasured_examples(self, batch_size):
-        return batch_size or 0
+        return (batch_size or 0) * self.layout.dp_size
 
     def reset(self, measuring_next: bool) -> None:
         if self.engine is not None:
@@ -106,22 +136,29 @@ class PerExampleSource:
 
 class AccumulationSource:
     """Micro-batches under gradient accumulation: call :meth:`micro_step` after each micro-batch's backward; the
-    micro-batch gradient is the change of ``.grad`` (one parameter-sized buffer, allocated once)."""
+    micro-batch gradient is the change of ``.grad`` (one parameter-sized buffer, allocated once).
+
+    Under FSDP2/HSDP ``.grad`` is this rank's shard of the gradient reduce-scattered after every micro-batch
+    (FSDP2's default), so a micro-batch is the union of the ranks' micro-batches: the local squared norms of
+    the shards are kept as tensors and added over the shard group in one all-reduce at :meth:`collect`.
+    """
 
     name = "accumulation"
 
-    def __init__(self, params: list[torch.Tensor]):
+    def __init__(self, params: list[torch.Tensor], layout: Layout | None = None):
         self.params = params
-        self.micro: list[tuple[float, Any, Any]] = []  # (size, |g_j|², |P⁻¹g_j|²)
+        self.layout = layout or Layout()
+        self.micro: list[tuple[float, Any, Any]] = []  # (size, |g_j|², |P⁻¹g_j|²), local sums under FSDP2
         self._grad_buffer: list[torch.Tensor] | None = None
 
     def micro_step(self, batch_size: int, measuring: bool, preconditioner: list[torch.Tensor] | None) -> None:
         if batch_size < 1:
             raise ValueError(f"micro-batch size must be >= 1, got {batch_size}")
+        size = float(batch_size * self.layout.dp_size)
         if not measuring:
-            self.micro.append((float(batch_size), None, None))
+            self.micro.append((size, None, None))
             return
-        grads = _grads(self.params)
+        grads = _local_grads(self.params)
         if self._grad_buffer is None:
             self._grad_buffer = [torch.empty_like(g) for g in grads]
         if not self.micro:
@@ -133,33 +170,40 @@ class AccumulationSource:
         sq = grad_sq_norm(delta)
         sq_pre = grad_sq_norm(delta, preconditioner) if preconditioner is not None else None
         torch._foreach_copy_(self._grad_buffer, grads)
-        self.micro.append((float(batch_size), sq, sq_pre))
+        self.micro.append((size, sq, sq_pre))
 
     def collect(self, batch_size, preconditioner):
         if not self.micro:
             raise RuntimeError("source='accumulation': call micro_step(batch_size) after each micro-batch backward")
         sizes = [b for b, _, _ in self.micro]
         b_big = sum(sizes)
-        if batch_size is not None and batch_size != b_big:
-            raise ValueError(f"batch_size={batch_size} but the micro-batches add up to {b_big:g}")
-        grads = _grads(self.params)
+        expected = None if batch_size is None else batch_size * self.layout.dp_size
+        if expected is not None and expected != b_big:
+            raise ValueError(f"batch_size={batch_size} but the micro-batches add up to {b_big / self.layout.dp_size:g}")
+        grads = _local_grads(self.params)
+        precond = preconditioner is not None and all(pre is not None for _, _, pre in self.micro)
+        sums = [sq for _, sq, _ in self.micro] + [grad_sq_norm(grads)]
+        if precond:
+            sums += [pre for _, _, pre in self.micro] + [grad_sq_norm(grads, preconditioner)]
+        sums = torch.stack([v.reshape(()) for v in sums])
+        if self.layout.sharded:
+            sums, _ = self.layout.reduce(sums)
+        k = len(self.micro)
+        weights = torch.tensor([(b_big / b) ** 2 for b in sizes], dtype=sums.dtype, device=sums.device)
         # micro-batch j contributes (b_j/B)·G_j to the accumulated gradient: undo that weight
-        sq_small = torch.stack([sq * (b_big / b) ** 2 for b, sq, _ in self.micro]).mean()
-        values = [sq_small, grad_sq_norm(grads)]
-        if preconditioner is not None and all(pre is not None for _, _, pre in self.micro):
-            values += [torch.stack([pre * (b_big / b) ** 2 for b, _, pre in self.micro]).mean(),
-                       grad_sq_norm(grads, preconditioner)]
+        values = [(sums[:k] * weights).mean(), sums[k]]
+        if precond:
+            values += [(sums[k + 1 : 2 * k + 1] * weights).mean(), sums[2 * k + 1]]
         return effective_small_batch(sizes), b_big, values
 
     def unmeasured_examples(self, batch_size):
-        return sum(b for b, _, _ in self.micro) if self.micro else (batch_size or 0)
+        return sum(b for b, _, _ in self.micro) if self.micro else (batch_size or 0) * self.layout.dp_size
 
     def reset(self, measuring_next: bool) -> None:
         self.micro.clear()
 
     def close(self) -> None:
         pass
-
 
 class DDPSource:
     """torch.distributed data parallel: the per-replica squared norm is read inside a DDP communication hook,
