@@ -113,11 +113,11 @@ def test_plan_from_b_simple_uses_calibration_and_budget(tmp_path):
         assert row["examples"] == pytest.approx(row["tokens"] / 512)  # sequences of 512
         assert row["wall_clock_h"] == pytest.approx(row["tokens"] / (14000 * 8) / 3600)
         assert row["flops"] == pytest.approx(6 * 350e6 * row["tokens"])
-    # Adam: the measured LR moved by the surge rule, ε ∝ 1/(√(B_n/B) + √(B/B_n)) with B_n = B_crit, in examples
+    # Adam: the measured LR moved by the square root up to B_n = B_crit, flat past it (in examples)
     b, b0, bn = rec["batch_size"] / 512, 64, b_crit / 512
+    assert rec["lr"] == pytest.approx(3e-4 * math.sqrt(min(b, bn) / min(b0, bn)))
     surge = (math.sqrt(bn / b0) + math.sqrt(b0 / bn)) / (math.sqrt(bn / b) + math.sqrt(b / bn))
-    assert rec["lr"] == pytest.approx(3e-4 * surge)
-    assert rec["lr_options"]["square-root rule (no surge)"] == pytest.approx(3e-4 * math.sqrt(b / b0))
+    assert rec["lr_options"]["surge formula ε ∝ 1/(√(B_n/B) + √(B/B_n))"] == pytest.approx(3e-4 * surge)
     names = {r["name"] for r in plan["published_runs"]}
     assert {"GPT-3 175B", "PaLM 540B", "Llama 3 405B", "DeepSeek LLM 67B"} <= names
     text = format_plan(plan)

@@ -30,7 +30,7 @@ import warnings
 from dataclasses import dataclass
 
 __all__ = ["SurgeWarning", "AdamHyperparameters", "linear_scaling", "sqrt_scaling", "adam_sqrt_scaling", "check_surge",
-           "OPTIMIZER_FAMILIES", "optimizer_family", "noise_scale_lr_ratio", "surge_lr_ratio", "stability_limit",
+           "OPTIMIZER_FAMILIES", "optimizer_family", "noise_scale_lr_ratio", "surge_lr_ratio", "adam_noise_lr_ratio", "stability_limit",
            "LR_RULES", "LR_RULE_ALIASES", "lr_rule", "lr_rule_exponent", "scale_lr", "scaled_lr",
            "scale_lr_for_next_step"]
 
@@ -262,6 +262,25 @@ def surge_lr_ratio(batch_size: float, base_batch_size: float, noise_scale: float
     b, b0, bn = (_positive(n, v) for n, v in (("batch_size", batch_size), ("base_batch_size", base_batch_size),
                                                ("noise_scale", noise_scale)))
     return (math.sqrt(bn / b0) + math.sqrt(b0 / bn)) / (math.sqrt(bn / b) + math.sqrt(b / bn))
+
+
+def adam_noise_lr_ratio(batch_size: float, base_batch_size: float, noise_scale: float) -> float:
+    """Adam: the square-root rule up to the noise scale ``B_n``, flat beyond it:
+    ``√(min(B, B_n)/min(B0, B_n))``.
+
+    Past ``B_n`` the Adam-optimal learning rate stops rising and eventually falls (Li et al. 2024, the surge), so
+    the rule never scales the rate up beyond ``B_n``. Below it, the plain square root is what trainwise's benchmark
+    measured (``benchmarks/plan_lr.py``): at ``B = B_crit`` it needed 1.00–1.05× the steps of the best learning
+    rate of a ×2 grid when the measured run's rate was tuned, where the surge formula
+    (:func:`surge_lr_ratio`, half the square root at ``B = B_n``) needed 1.04–1.48×; on teacher–student the tuned
+    rates kept the square-root slope up to 3× ``B_crit``.
+
+    >>> adam_noise_lr_ratio(400, 100, 200), adam_noise_lr_ratio(100, 25, 1000)
+    (1.4142135623730951, 2.0)
+    """
+    b, b0, bn = (_positive(n, v) for n, v in (("batch_size", batch_size), ("base_batch_size", base_batch_size),
+                                               ("noise_scale", noise_scale)))
+    return math.sqrt(min(b, bn) / min(b0, bn))
 
 
 def stability_limit(eps_max: float, family: str, momentum: float = 0.0) -> float:

@@ -10,11 +10,12 @@ r"""A batch size and a learning rate from a measurement, scaling laws and hardwa
    sequences per device.
 4. **Learning rate**: the measured run's ``ε0`` at its batch ``B0``, moved to ``B_rec`` by the rule of its
    family with the noise scale ``B_n = B_crit`` (:mod:`trainwise.optim.lr_scaling`): for SGD
-   ``(1 + B_n/B0)/(1 + B_n/B_rec)`` (``ε_opt(B) = ε_max/(1 + B_n/B)``), for Adam the surge rule (square root
-   below ``B_n``, falling past it). It is never above the stability limit measured from ``ε_max`` when the
-   Hessian terms exist. From a sweep, the tuned learning rates are interpolated to ``B_rec``. The other
-   options (``ε_opt(B)`` from the measured ``ε_max`` for SGD, the plain linear/square-root rules, published laws)
-   are listed beside it.
+   ``(1 + B_n/B0)/(1 + B_n/B_rec)`` (``ε_opt(B) = ε_max/(1 + B_n/B)``), for Adam the square-root rule up to
+   ``B_n`` and flat past it. Both were chosen by ``benchmarks/plan_lr.py`` (:data:`trainwise.calibration.LR_VALIDATION`,
+   quoted with the plan). It is never above the stability limit measured from ``ε_max`` when the Hessian terms
+   exist. From a sweep, the tuned learning rates are interpolated to ``B_rec``. The other options (``ε_opt(B)``
+   from the measured ``ε_max`` for SGD, the plain linear rule, the surge formula, published laws) are listed
+   beside it. The rules assume the measured run's rate was tuned at its batch; they carry a mistuned rate along.
 
 All arithmetic comparing a noise scale with a batch size is in examples (:mod:`trainwise.units`); the plan is
 printed in the measurement's unit.
@@ -29,6 +30,7 @@ import numpy as np
 
 from trainwise import scaling
 from trainwise.optim.lr_scaling import (
+    adam_noise_lr_ratio,
     noise_scale_lr_ratio,
     optimizer_family,
     scale_lr,
@@ -111,7 +113,7 @@ def recommend_lr(reading: NoiseReading | None, rec_batch_examples: float, b_crit
             how = "the sweep's tuned learning rates, interpolated (log–log) to this batch"
         else:
             b0, lr0 = batches[0] if x < xs[0] else batches[-1]
-            ratio = (noise_scale_lr_ratio if family == "sgd" else surge_lr_ratio)(rec_batch_examples, b0, b_crit_examples)
+            ratio = (noise_scale_lr_ratio if family == "sgd" else adam_noise_lr_ratio)(rec_batch_examples, b0, b_crit_examples)
             lr = lr0 * ratio
             how = f"the sweep's tuned lr {lr0:.3g} at batch {b0:g}, moved by the {family} rule beyond the swept range"
         options["sweep, tuned"] = lr
@@ -125,9 +127,11 @@ def recommend_lr(reading: NoiseReading | None, rec_batch_examples: float, b_crit
             rule = "saturating rule ε_opt(B) ∝ 1/(1 + B_n/B) (linear below B_n, flat above; McCandlish et al. 2018)"
             options["linear rule (no saturation)"] = scale_lr("linear", lr0, b0, rec_batch_examples)
         else:
-            ratio = surge_lr_ratio(rec_batch_examples, b0, b_crit_examples)
-            rule = "surge rule ε_opt(B) ∝ 1/(√(B_n/B) + √(B/B_n)) (square root below B_n, falling above; Li et al. 2024)"
-            options["square-root rule (no surge)"] = scale_lr("sqrt", lr0, b0, rec_batch_examples)
+            ratio = adam_noise_lr_ratio(rec_batch_examples, b0, b_crit_examples)
+            rule = ("square-root rule up to B_n and flat past it (Malladi et al. 2022; the Adam-optimal rate stops "
+                    "rising near the noise scale, Li et al. 2024)")
+            options["surge formula ε ∝ 1/(√(B_n/B) + √(B/B_n))"] = lr0 * surge_lr_ratio(rec_batch_examples, b0,
+                                                                                        b_crit_examples)
         lr = lr0 * ratio
         how = f"the measured run's lr {lr0:.3g} at {b0:g} examples × {ratio:.3g}, by the {rule} with B_n = B_crit"
         options["measured run, rescaled"] = lr
