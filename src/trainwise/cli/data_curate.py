@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="parallel processes of datatrove's local executor")
     parser.add_argument("--executor", choices=("local", "ray"), default=None, help="local (default) or a Ray cluster")
     parser.add_argument("--out", default=None, help="output folder (overrides 'output' in the config)")
+    parser.add_argument("--dedup-only", action="store_true",
+                        help="remove duplicates only: no quality filters (same as filters: {enabled: false})")
     parser.add_argument("--overwrite", action="store_true", help="delete the output folder first instead of resuming")
     parser.add_argument("--verbose", action="store_true", help="show datatrove's per-task logs")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -24,12 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainwise.data.pretrain.config import load_config
     from trainwise.data.pretrain.pipeline import EmptyRunError, quiet_datatrove_logs, run_curate
+    from trainwise.data.pretrain.report import dedup_accounting
 
     config = load_config(args.config)
     if args.out:
         config.output = Path(args.out).resolve()
     if args.executor:
         config.executor = args.executor
+    if args.dedup_only:
+        config.filters_enabled = False
+        config.raw = {**config.raw, "filters": {**(config.raw.get("filters") or {}), "enabled": False}}
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if not args.verbose:
@@ -53,14 +59,15 @@ def run(args: argparse.Namespace) -> int:
         for reason, n in report["drop_reasons"].items():
             print(f"{reason:<48} {n:>9}")
     if report["dedup"]:
-        d = report["dedup"]
-        print(f"\ndedup: {d['lsh_candidate_pairs']} LSH candidates, {d['lsh_pairs_verified']} verified "
-              f"(Jaccard >= {d['threshold']}), {d['lsh_pairs_rejected']} rejected, {d['exact_duplicate_pairs']} exact pairs; "
-              f"{d['documents_removed']} removed")
+        print("\ndedup: " + dedup_accounting(report["dedup"]))
     print(f"\n{'source':<16} {'docs':>6} {'≈tokens':>10} {'quality':>8} {'preference':>10}")
     for name, row in report["sources"].items():
         print(f"{name:<16} {row['documents']:>6} {row['tokens']:>10} {row.get('mean_density_score', 0):>8.3f} "
               f"{row.get('mean_preference_score', 0):>10.3f}")
     out = Path(report["output"]).parent
-    print(f"\nreport: {out / 'report.md'}" + (f", plot: {report['plot']}" if report.get("plot") else ""))
+    files = report["files"]
+    print(f"\nkept:      {files['kept']}\ndropped:   {files['dropped_by_filters']} (filters, with rule and reason)"
+          f"\n           {files['dropped_as_duplicates']} (duplicates, with cluster id and kept copy)"
+          f"\nclusters:  {files['clusters']}\nrejected:  {files['rejected_input']} (malformed input records)")
+    print(f"report:    {out / 'report.md'}" + (f", plot: {report['plot']}" if report.get("plot") else ""))
     return 0

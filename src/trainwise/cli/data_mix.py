@@ -33,22 +33,40 @@ def run(args: argparse.Namespace) -> int:
     max_epochs = args.max_epochs if args.max_epochs is not None else float(config.mixture.get("max_epochs", 4.0))
     documents = str(config.output / "documents")
     sources = []
+    source_kinds = report.get("source_kinds", {})
     for source in config.sources:
         kept = report["sources"].get(source.name)
         if not kept:
             continue  # nothing kept from this source
+        quality = max(kept.get("quality", 1.0), 1e-6)
+        kinds = source_kinds.get(source.name, {})
+        if source.kind is None and source.preference is None and len(kinds) > 1:
+            # a mixed source: each kind it holds is planned on its own, with its kind's preference
+            for kind, row in sorted(kinds.items()):
+                sources.append(MixtureSource(name=f"{source.name}/{kind}", tokens=row["tokens"],
+                                             preference=config.preferences.get(kind, 1.0), quality=quality,
+                                             max_epochs=source.max_epochs, path=documents))
+            continue
         preference = source.preference if source.preference is not None else kept.get("mean_preference_score", 1.0)
         sources.append(MixtureSource(name=source.name, tokens=kept["tokens"], preference=preference,
-                                     quality=max(kept.get("quality", 1.0), 1e-6), max_epochs=source.max_epochs,
-                                     path=documents))
+                                     quality=quality, max_epochs=source.max_epochs, path=documents))
+    if not sources:
+        raise ValueError(f"{report_path} lists no kept documents for the sources of {args.config}")
     plan = plan_mixture(sources, budget, max_epochs=max_epochs)
     out = Path(args.out) if args.out else config.output / "mixture.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     loader = {"budget_tokens": plan.budget_tokens, "documents": documents, "source_field": "metadata.source",
+              "kind_field": "metadata.kind (names 'source/kind' are one kind inside a mixed source)",
               "weights": plan.weights(), **plan.to_dict()}
     out.write_text(json.dumps(loader, indent=2))
     if args.json:
         print(json.dumps(loader, indent=2))
+    elif len(sources) == 1:
+        only = plan.sources[0]
+        print(f"one source ({only['name']}, {only['available_tokens']:.3g} tokens of one kind): nothing to mix; it gets "
+              f"weight 1.0 and {plan.budget_tokens / max(only['available_tokens'], 1):.3g} epochs for the budget "
+              f"of {plan.budget_tokens:.3g} tokens" + ("" if plan.feasible else
+                                                       f", more than its epoch cap of {only['max_epochs']:g}"))
     else:
         print(plan.table())
         print(f"\nplan: {out}  (weights for a loader: trainwise.data.MixtureSampler(plan['weights']))")

@@ -11,9 +11,9 @@ sources:
     kind: null                 # optional: force a kind for the whole source
     max_epochs: 1.0            # optional: mixture epoch cap for this source
 preferences: {preset: trainwise, weights: {book: 2.5}}
-filters: {gopher_quality: {min_doc_words: 50}}      # see FilterConfig
+filters: {gopher_quality: {min_doc_words: 50}}      # see FilterConfig; {enabled: false}: no filters
 dsir: {target: [my_domain_sample.jsonl], num_buckets: 10000, raw_sample_docs: 2000}
-dedup: {enabled: true, threshold: 0.8, n_grams: 5, bands: 14, rows: 8}
+dedup: {enabled: true, before_filters: false, threshold: 0.8, n_grams: 5, bands: 14, rows: 8}
 mixture: {budget: 300B, max_epochs: 4.0}
 ```
 """
@@ -72,6 +72,8 @@ class CorpusConfig:
     dsir_num_buckets: int = 10_000
     dsir_raw_sample_docs: int = 2_000
     dedup_enabled: bool = True
+    dedup_before_filters: bool = False
+    filters_enabled: bool = True
     dedup: MinHashSettings = field(default_factory=MinHashSettings)
     mixture: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +84,19 @@ def _paths(value: Any, base: Path, what: str) -> list[Path]:
     if not items or any(not isinstance(v, str) for v in items):
         raise ValueError(f"{what} must be a path or a list of paths, got {value!r}")
     return [(base / v).resolve() if not Path(v).expanduser().is_absolute() else Path(v).expanduser() for v in items]
+
+
+def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"'{key}' must be a mapping, got {value!r}")
+    return value
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
@@ -108,6 +123,10 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
         fmt = item.get("format")
         if fmt is not None and fmt not in FORMATS:
             raise ValueError(f"source {name!r}: unknown format {fmt!r}; expected one of {FORMATS}")
+        preference = item.get("preference")
+        if preference is not None and (isinstance(preference, bool) or not isinstance(preference, (int, float))
+                                       or not preference >= 0):
+            raise ValueError(f"sources[{i}] ({name!r}): preference must be a number >= 0, got {preference!r}")
         kind = item.get("kind")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"source {name!r}: unknown kind {kind!r}; expected one of {KINDS}")
@@ -126,9 +145,15 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
     prefs = data.get("preferences") or {}
     weights = preference_weights(prefs.get("preset", "trainwise"), prefs.get("weights"))
     dsir = data.get("dsir") or {}
-    dedup = dict(data.get("dedup") or {})
-    enabled = bool(dedup.pop("enabled", True))
-    filters = dict(data.get("filters") or {})
+    dedup = dict(_section(data, "dedup"))
+    enabled = _flag(dedup.pop("enabled", True), "dedup.enabled")
+    before_filters = _flag(dedup.pop("before_filters", False), "dedup.before_filters")
+    allowed = set(MinHashSettings.__dataclass_fields__)
+    if set(dedup) - allowed:
+        raise ValueError(f"unknown dedup option(s) {sorted(set(dedup) - allowed)}; "
+                         f"expected some of {sorted(allowed | {'enabled', 'before_filters'})}")
+    filters = dict(_section(data, "filters"))
+    filters_enabled = _flag(filters.pop("enabled", True), "filters.enabled")
     if "language" in data:
         filters.setdefault("language", data["language"])
     workers = int(data.get("workers", 1))
@@ -142,7 +167,8 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
         dsir_target=_paths(dsir["target"], base, "dsir.target") if dsir.get("target") else [],
         dsir_num_buckets=int(dsir.get("num_buckets", 10_000)),
         dsir_raw_sample_docs=int(dsir.get("raw_sample_docs", 2_000)),
-        dedup_enabled=enabled, dedup=MinHashSettings(**dedup),
+        dedup_enabled=enabled, dedup_before_filters=before_filters, filters_enabled=filters_enabled,
+        dedup=MinHashSettings(**dedup),
         mixture=dict(data.get("mixture") or {}), raw=dict(data),
     )
 
@@ -158,4 +184,7 @@ def load_config(path: str | Path) -> CorpusConfig:
             data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    return config_from_dict(data or {}, path.resolve().parent)
+    try:
+        return config_from_dict(data or {}, path.resolve().parent)
+    except ValueError as exc:  # one line that names the file
+        raise ValueError(f"{path}: {exc}") from None

@@ -13,15 +13,14 @@ well below the threshold. Every candidate pair is therefore checked by its exact
 The shingles and signatures are datatrove's (``MinhashDedupSignature``: same text normalisation, word
 tokenizer and hash), so in-memory results here equal the on-disk pipeline's; the pipeline uses datatrove's
 signature and bucket stages and :func:`make_verified_cluster_step` in place of its clustering stage. One
-document per cluster is kept: the one with the highest ``preference_score``, then ``density_score``.
+document per cluster is kept: the one a reader would want (explicit preference, then fewer signs of
+corruption, then input order; :mod:`trainwise.data.pretrain.keeper`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import struct
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -191,30 +190,11 @@ class NearDuplicateIndex:
 
 
 # --- datatrove pipeline steps ---------------------------------------------------------------------
-_EXACT_FORMAT = "<QI"  # (text hash, document index in the rank's stream)
 
 
 def make_exact_hash_step(output_folder: str) -> Any:
-    """Step that writes ``(exact_text_hash, doc index)`` per document to ``{rank:05d}.exact`` and passes docs on."""
-    require("datatrove", extra="data", purpose="exact deduplication")
-    from datatrove.io import get_datafolder
-    from datatrove.pipeline.base import PipelineStep
-
-    class ExactHashes(PipelineStep):
-        type = "🫂 - DEDUP"
-        name = "#️⃣ trainwise exact hashes"
-
-        def __init__(self, folder: str):
-            super().__init__()
-            self.folder = get_datafolder(folder)
-
-        def run(self, data, rank: int = 0, world_size: int = 1):
-            with self.folder.open(f"{rank:05d}.exact", "wb") as out:
-                for index, doc in enumerate(data):
-                    text_hash = exact_text_hash(doc.text)
-                    doc.metadata["text_hash"] = f"{text_hash:016x}"
-                    out.write(struct.pack(_EXACT_FORMAT, text_hash, index))
-                    yield doc
+    """:class:`~trainwise.data.pretrain.steps.ExactHashes` writing ``{rank:05d}.exact`` to ``output_folder``."""
+    from trainwise.data.pretrain.steps import ExactHashes
 
     return ExactHashes(output_folder)
 
@@ -225,194 +205,17 @@ def make_verified_cluster_step(
     documents_folder: str,
     output_folder: str,
     settings: MinHashSettings | None = None,
+    source_order: list[str] | tuple[str, ...] = (),
 ) -> Any:
-    """Replacement for datatrove's ``MinhashDedupCluster`` that verifies each LSH pair by exact Jaccard.
+    """:class:`~trainwise.data.pretrain.steps.VerifiedMinhashCluster` (datatrove's clustering stage, with every
+    LSH pair verified by exact Jaccard, one keeper per cluster and documented outputs)."""
+    from trainwise.data.pretrain.steps import VerifiedMinhashCluster
 
-    Reads the ``.dups`` pairs of ``MinhashDedupBuckets`` and the exact-hash files, loads only the candidate
-    documents from ``documents_folder`` (``{rank:05d}.jsonl.gz`` written in the same order as the
-    signatures), unions exact duplicates and verified near duplicates, and writes for each rank
-    ``{rank:05d}.removals.json`` (doc index → reason, kept duplicate, Jaccard) and ``summary.json`` /
-    ``pairs.jsonl`` (every candidate with its Jaccard and decision). Runs with ``world_size == 1``.
-    """
-    require("datatrove", extra="data", purpose="MinHash deduplication")
-    import gzip
-
-    from datatrove.io import get_datafolder
-    from datatrove.pipeline.base import PipelineStep
-    from datatrove.utils.binaryio import read_tuples_from_file
-
-    settings = settings or MinHashSettings()
-
-    class VerifiedMinhashCluster(PipelineStep):
-        type = "🫂 - DEDUP"
-        name = "🎯 MinHash clusters, verified by exact Jaccard"
-
-        def run(self, data=None, rank: int = 0, world_size: int = 1):
-            if world_size != 1:
-                raise ValueError(f"the verified clustering stage runs as one task, got world_size={world_size}")
-            dups = get_datafolder(dups_folder)
-            exact = get_datafolder(exact_folder)
-            docs = get_datafolder(documents_folder)
-            out = get_datafolder(output_folder)
-
-            candidates: set[tuple[tuple[int, int], tuple[int, int]]] = set()
-            for name in dups.list_files(glob_pattern="*.dups"):
-                with dups.open(name, "rb") as f:
-                    for f1, d1, f2, d2 in read_tuples_from_file(f, "4I", lines_to_buffer=1000):
-                        a, b = (f1, d1), (f2, d2)
-                        candidates.add((min(a, b), max(a, b)))
-            exact_groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
-            for name in exact.list_files(glob_pattern="*.exact"):
-                file_rank = int(name.split("/")[-1].split(".")[0])
-                with exact.open(name, "rb") as f:
-                    for text_hash, index in read_tuples_from_file(f, "QI", lines_to_buffer=1000):
-                        exact_groups[text_hash].append((file_rank, index))
-            exact_edges = set()
-            for members in exact_groups.values():
-                for other in members[1:]:
-                    exact_edges.add((members[0], other))
-
-            needed: dict[int, set[int]] = defaultdict(set)
-            for a, b in list(candidates) + list(exact_edges):
-                needed[a[0]].add(a[1])
-                needed[b[0]].add(b[1])
-            info: dict[tuple[int, int], dict[str, Any]] = {}
-            texts: dict[tuple[int, int], str] = {}
-            for file_rank, indices in needed.items():
-                path = f"{file_rank:05d}.jsonl.gz"
-                with docs.open(path, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
-                    for index, line in enumerate(f):
-                        if index in indices:
-                            row = json.loads(line)
-                            meta = row.get("metadata", {})
-                            info[(file_rank, index)] = {
-                                "id": row.get("id"), "source": meta.get("source"), "kind": meta.get("kind"),
-                                "preference_score": meta.get("preference_score", 0.0),
-                                "density_score": meta.get("density_score", 0.0),
-                            }
-                            texts[(file_rank, index)] = row.get("text", "")
-            shingler = _Shingler(settings)
-            shingle_cache: dict[tuple[int, int], frozenset[int]] = {}
-
-            def shingles_of(key: tuple[int, int]) -> frozenset[int]:
-                if key not in shingle_cache:
-                    shingle_cache[key] = shingler.shingle_set(texts.get(key, ""))
-                return shingle_cache[key]
-
-            parent: dict[tuple[int, int], tuple[int, int]] = {}
-
-            def find(x):
-                parent.setdefault(x, x)
-                while parent[x] != x:
-                    parent[x] = parent[parent[x]]
-                    x = parent[x]
-                return x
-
-            edge_jaccard: dict[tuple[tuple[int, int], tuple[int, int]], float] = {}
-            with out.open("pairs.jsonl", "wt") as pairs_file:
-                for a, b in sorted(exact_edges):
-                    parent[find(b)] = find(a)
-                    edge_jaccard[(a, b)] = 1.0
-                    self.stat_update("exact_duplicate_pairs")
-                accepted = rejected = 0
-                for a, b in sorted(candidates - exact_edges):
-                    similarity = jaccard(shingles_of(a), shingles_of(b))
-                    keep_pair = similarity >= settings.threshold
-                    pairs_file.write(json.dumps({
-                        "a": info.get(a, {}).get("id"), "b": info.get(b, {}).get("id"),
-                        "a_source": info.get(a, {}).get("source"), "b_source": info.get(b, {}).get("source"),
-                        "jaccard": round(similarity, 4), "duplicate": keep_pair,
-                    }) + "\n")
-                    if keep_pair:
-                        accepted += 1
-                        parent[find(b)] = find(a)
-                        edge_jaccard[(a, b)] = similarity
-                    else:
-                        rejected += 1
-                self.stat_update("lsh_pairs_verified", value=accepted)
-                self.stat_update("lsh_pairs_rejected", value=rejected)
-
-            clusters: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-            for node in list(parent):
-                clusters[find(node)].append(node)
-            removals: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-            sizes: dict[int, dict[int, int]] = defaultdict(dict)
-            best_similarity: dict[tuple[int, int], float] = {}
-            for (a, b), similarity in edge_jaccard.items():
-                for node in (a, b):
-                    best_similarity[node] = max(best_similarity.get(node, 0.0), similarity)
-            n_removed = 0
-            for members in clusters.values():
-                if len(members) < 2:
-                    continue
-                keeper = max(members, key=lambda n: (info.get(n, {}).get("preference_score") or 0.0,
-                                                     info.get(n, {}).get("density_score") or 0.0,
-                                                     -n[0], -n[1]))
-                for node in members:
-                    sizes[node[0]][node[1]] = len(members)
-                    if node == keeper:
-                        continue
-                    n_removed += 1
-                    exact_dup = exact_text_hash(texts.get(node, "")) == exact_text_hash(texts.get(keeper, ""))
-                    removals[node[0]][node[1]] = {
-                        "reason": "exact_duplicate" if exact_dup else "near_duplicate",
-                        "duplicate_of": info.get(keeper, {}).get("id"),
-                        "duplicate_of_source": info.get(keeper, {}).get("source"),
-                        "jaccard": round(jaccard(shingles_of(node), shingles_of(keeper)), 4),
-                        "cluster_size": len(members),
-                    }
-            for file_rank in set(needed) | set(removals):
-                with out.open(f"{file_rank:05d}.removals.json", "wt") as f:
-                    json.dump({"removals": {str(k): v for k, v in removals[file_rank].items()},
-                               "cluster_sizes": {str(k): v for k, v in sizes[file_rank].items()}}, f)
-            with out.open("summary.json", "wt") as f:
-                json.dump({"lsh_candidate_pairs": len(candidates), "lsh_pairs_verified": accepted,
-                           "lsh_pairs_rejected": rejected, "exact_duplicate_pairs": len(exact_edges),
-                           "documents_removed": n_removed,
-                           "clusters": sum(1 for m in clusters.values() if len(m) > 1),
-                           "threshold": settings.threshold, "bands": settings.bands, "rows": settings.rows,
-                           "n_grams": settings.n_grams}, f, indent=2)
-            self.stat_update("documents_removed", value=n_removed)
-            return
-            yield  # pragma: no cover - makes this a generator like every datatrove step
-
-    return VerifiedMinhashCluster()
+    return VerifiedMinhashCluster(dups_folder, exact_folder, documents_folder, output_folder, settings, source_order)
 
 
 def make_apply_dedup_step(removals_folder: str, exclusion_writer: Any = None) -> Any:
-    """Filter that drops the documents listed in ``{rank:05d}.removals.json`` (reason kept in metadata)."""
-    require("datatrove", extra="data", purpose="deduplication")
-    from datatrove.io import get_datafolder
-    from datatrove.pipeline.filters.base_filter import BaseFilter
-
-    class ApplyDedup(BaseFilter):
-        name = "🫂 trainwise remove duplicates"
-
-        def __init__(self, folder: str, exclusion_writer: Any = None):
-            super().__init__(exclusion_writer)
-            self.folder = get_datafolder(folder)
-
-        def run(self, data, rank: int = 0, world_size: int = 1):
-            path = f"{rank:05d}.removals.json"
-            if self.folder.exists(path):
-                with self.folder.open(path, "rt") as f:
-                    loaded = json.load(f)
-                self._removals = {int(k): v for k, v in loaded["removals"].items()}
-                self._sizes = {int(k): v for k, v in loaded["cluster_sizes"].items()}
-            else:
-                self._removals, self._sizes = {}, {}
-            self._index = -1
-            yield from super().run(data, rank, world_size)
-
-        def filter(self, doc):
-            self._index += 1
-            doc.metadata["duplicate_cluster_size"] = self._sizes.get(self._index, 1)
-            removal = self._removals.get(self._index)
-            if removal is None:
-                return True
-            doc.metadata.update({f"dedup_{k}": v for k, v in removal.items() if k != "reason"})
-            return False, f"dedup:{removal['reason']}"
+    """:class:`~trainwise.data.pretrain.steps.ApplyDedup`: drops what the clustering stage removed."""
+    from trainwise.data.pretrain.steps import ApplyDedup
 
     return ApplyDedup(removals_folder, exclusion_writer)
-
-

@@ -19,6 +19,7 @@ repetition and length rules. A paper, book, thread or code file is thus dropped 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -67,6 +68,8 @@ def _gopher_repetition_relaxed_defaults() -> dict[str, Any]:
         top_n_grams=((2, 0.4), (3, 0.35), (4, 0.3)), dup_n_grams=((10, 0.5),),
     )
 
+
+_WHITESPACE_LINE = re.compile(r"^[^\S\n]+$", re.MULTILINE)
 
 _MULTILINGUAL_STOP_WORDS = [
     "the", "be", "to", "of", "and", "that", "have", "with",  # Gopher's English list
@@ -243,6 +246,9 @@ def make_kind_aware_filter(config: FilterConfig | None = None, exclusion_writer:
             probe = doc
             if rule == "c4":  # datatrove's C4 filter edits the text: decide on a copy
                 probe = Document(text=doc.text, id=doc.id, metadata=dict(doc.metadata))
+            elif rule.startswith("gopher_repetition"):
+                # lines holding only whitespace are blank lines, not repeated lines (nor paragraph text)
+                probe = Document(text=_WHITESPACE_LINE.sub("", doc.text), id=doc.id, metadata=doc.metadata)
             result = step.filter(probe)
             keep, reason = (result if isinstance(result, tuple) else (bool(result), None))
             if rule == "c4" and keep:

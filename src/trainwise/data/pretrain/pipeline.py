@@ -11,6 +11,10 @@ B. ``bands`` tasks: datatrove ``MinhashDedupBuckets`` (LSH candidate pairs);
 C. one task: :func:`~trainwise.data.pretrain.dedup.make_verified_cluster_step` (exact Jaccard check);
 D. ``tasks`` tasks: annotated JSONL → remove duplicates (drops to ``_work/dropped/dedup``) → output
    JSONL or Parquet under ``<output>/documents``.
+
+With ``dedup: {before_filters: true}`` the quality filter moves from A to D, after duplicate removal, so
+dedup sees every document; with ``filters: {enabled: false}`` (CLI ``--dedup-only``) nothing is filtered.
+The steps themselves are top-level classes in :mod:`trainwise.data.pretrain.steps`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,7 @@ from typing import Any, Callable
 
 from trainwise._optional import require
 from trainwise.data.pretrain.config import CorpusConfig
-from trainwise.data.pretrain.density import density_signals
 from trainwise.data.pretrain.dsir import DSIRScorer
-from trainwise.data.pretrain.kinds import classify_kind, preference_score
 
 __all__ = ["make_annotate_step", "fit_dsir", "build_stages", "run_curate", "EmptyRunError"]
 
@@ -34,37 +36,14 @@ class EmptyRunError(RuntimeError):
     """The run read zero documents."""
 
 
-def make_annotate_step(preferences: dict[str, float], dsir: DSIRScorer | None = None) -> Any:
-    """datatrove step adding ``kind``, ``kind_confidence``, ``kind_evidence``, ``preference_score``, the
-    density/length signals of :func:`density_signals` and (with a fitted scorer) ``dsir_score``."""
-    require("datatrove", extra="data", purpose="the curation pipeline")
-    from datatrove.pipeline.base import PipelineStep
+def make_annotate_step(preferences: dict[str, float], dsir: DSIRScorer | None = None,
+                       source_preferences: dict[str, float] | None = None) -> Any:
+    """:class:`~trainwise.data.pretrain.steps.Annotate`: ``kind``, ``kind_confidence``, ``kind_evidence``,
+    ``preference_score``, ``explicit_preference``, the density/length signals of :func:`density_signals` and
+    (with a fitted scorer) ``dsir_score``."""
+    from trainwise.data.pretrain.steps import Annotate
 
-    class Annotate(PipelineStep):
-        type = "🏷 - ANNOTATE"
-        name = "🏷 trainwise kind, preference, density, DSIR"
-
-        def __init__(self):
-            super().__init__()
-            self.preferences = dict(preferences)
-            self.dsir = dsir
-
-        def run(self, data, rank: int = 0, world_size: int = 1):
-            for doc in data:
-                with self.track_time():
-                    result = classify_kind(doc.text, doc.metadata)
-                    meta = doc.metadata
-                    meta["kind"] = result.kind
-                    meta["kind_confidence"] = result.confidence
-                    meta["kind_evidence"] = result.evidence
-                    meta["preference_score"] = round(preference_score(result, self.preferences), 4)
-                    meta.update(density_signals(doc.text))
-                    if self.dsir is not None:
-                        meta.update(self.dsir.score(doc.text))
-                    self.stat_update(f"kind_{result.kind}")
-                yield doc
-
-    return Annotate()
+    return Annotate(preferences, dsir, source_preferences)
 
 
 def _iter_source_docs(config: CorpusConfig, work: Path, limit_per_source: int | None, paths=None, name=None):
@@ -106,32 +85,9 @@ def fit_dsir(config: CorpusConfig, work: Path) -> DSIRScorer | None:
 
 
 def _rank_file_reader(folder: str) -> Any:
-    from datatrove.data import Document
-    from datatrove.io import get_datafolder
-    from datatrove.pipeline.base import PipelineStep
+    from trainwise.data.pretrain.steps import RankFileReader
 
-    class RankFileReader(PipelineStep):
-        """Reads ``<rank>.jsonl.gz`` of stage A exactly (a rank with no documents has no file)."""
-
-        type = "📖 - READER"
-        name = "📖 annotated documents of this rank"
-
-        def run(self, data=None, rank: int = 0, world_size: int = 1):
-            import gzip
-
-            import orjson
-
-            df = get_datafolder(folder)
-            path = f"{rank:05d}.jsonl.gz"
-            if not df.exists(path):
-                return
-            with df.open(path, "rb") as raw, gzip.open(raw, "rb") as f:
-                for line in f:
-                    row = orjson.loads(line)
-                    self.stat_update("documents")
-                    yield Document(text=row["text"], id=row["id"], metadata=row.get("metadata", {}))
-
-    return RankFileReader()
+    return RankFileReader(folder)
 
 
 def _task_count(config: CorpusConfig) -> int:
@@ -159,11 +115,17 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
             readers.append(make_reader(source.name, files, fmt, str(work), source.text_key, source.id_key,
                                        source.kind, source.text_mode))
     mh = config.dedup.datatrove_config()
+    source_preferences = {s.name: s.preference for s in config.sources if s.preference is not None}
+    quality = []
+    if config.filters_enabled:
+        quality = [make_kind_aware_filter(config.filters,
+                                          exclusion_writer=JsonlWriter(str(work / "dropped" / "quality")))]
+    filters_first = not (config.dedup_enabled and config.dedup_before_filters)
     stage_a = [
         *readers,
-        make_annotate_step(config.preferences, dsir),
+        make_annotate_step(config.preferences, dsir, source_preferences),
         *(extra_steps or []),
-        make_kind_aware_filter(config.filters, exclusion_writer=JsonlWriter(str(work / "dropped" / "quality"))),
+        *(quality if filters_first else []),
         make_exact_hash_step(str(work / "exact")),
         JsonlWriter(str(work / "annotated"), output_filename="${rank}.jsonl"),
     ]
@@ -176,13 +138,16 @@ def build_stages(config: CorpusConfig, work: Path, dsir: DSIRScorer | None, task
     if config.dedup_enabled:
         stage_d.append(make_apply_dedup_step(str(work / "dedup"),
                                              exclusion_writer=JsonlWriter(str(work / "dropped" / "dedup"))))
+    if not filters_first:
+        stage_d.extend(quality)  # dedup saw every document; the filters judge the copies it kept
     stage_d.append(writer)
     stages = {"A_annotate_filter": {"pipeline": stage_a, "tasks": tasks}}
     if config.dedup_enabled:
         stages["B_lsh_buckets"] = {"pipeline": [MinhashDedupBuckets(str(work / "sigs"), str(work / "dups"), config=mh)],
                                    "tasks": config.dedup.bands}
         stages["C_verify_cluster"] = {"pipeline": [make_verified_cluster_step(
-            str(work / "dups"), str(work / "exact"), str(work / "annotated"), str(work / "dedup"), config.dedup)],
+            str(work / "dups"), str(work / "exact"), str(work / "annotated"), str(work / "dedup"), config.dedup,
+            [source.name for source in config.sources])],
             "tasks": 1}
     stages["D_write"] = {"pipeline": stage_d, "tasks": tasks}
     return stages
@@ -197,6 +162,7 @@ PARQUET_COLUMNS: dict[str, str] = {
     "content_word_ratio": "float64", "number_ratio": "float64", "formula_ratio": "float64",
     "density_score": "float64", "dsir_log_weight": "float64", "dsir_score": "float64",
     "c4_line_drop_frac": "float64", "text_hash": "string", "duplicate_cluster_size": "int64",
+    "duplicate_cluster_id": "string", "explicit_preference": "float64",
     "file_path": "string", "record": "string", "url": "string",
 }
 
@@ -224,7 +190,7 @@ def _parquet_writer(folder: str) -> Any:
 
 def _executor(config: CorpusConfig, pipeline: list[Any], tasks: int, workers: int, logging_dir: Path) -> Any:
     if config.executor == "ray":
-        require("ray", extra="data", purpose="the Ray executor (pip install ray)")
+        require("ray", extra="ray", purpose="the Ray executor")
         from datatrove.executor import RayPipelineExecutor
 
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir))

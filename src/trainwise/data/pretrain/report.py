@@ -112,9 +112,14 @@ def write_report(config: Any, work: Path) -> dict[str, Any]:
                 if isinstance(meta.get(score), (int, float)):
                     score_values["dropped"][score].append(float(meta[score]))
 
+    source_kinds: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+
     def kept_rows():
         for row in iter_documents(output / "documents"):
             meta = row["metadata"]
+            entry = source_kinds[meta.get("source", "?")].setdefault(meta.get("kind", "?"), {"documents": 0, "tokens": 0})
+            entry["documents"] += 1
+            entry["tokens"] += int(meta.get("approx_tokens", len(row.get("text", "")) / 4))
             for score in _SCORES:
                 if isinstance(meta.get(score), (int, float)):
                     score_values["kept"][score].append(float(meta[score]))
@@ -141,6 +146,15 @@ def write_report(config: Any, work: Path) -> dict[str, Any]:
         "drop_examples": dict(examples),
         "keep_rate_by_kind": keep_rate,
         "dedup": dedup_summary,
+        "files": {
+            "kept": str(output / "documents"),
+            "dropped_by_filters": str(work / "dropped" / "quality"),
+            "dropped_as_duplicates": str(work / "dropped" / "dedup"),
+            "clusters": str(work / "dedup" / "clusters.jsonl"),
+            "candidate_pairs": str(work / "dedup" / "pairs.jsonl"),
+            "rejected_input": str(work / "rejects"),
+        },
+        "source_kinds": source_kinds,
         "sources": kept["sources"], "kinds": kept["kinds"],
         "preferences": dict(config.preferences),
     }
@@ -171,10 +185,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["dedup"]:
         d = report["dedup"]
         lines += ["## Deduplication", "",
-                  f"{d['lsh_candidate_pairs']} LSH candidate pairs, {d['lsh_pairs_verified']} verified at Jaccard ≥ "
-                  f"{d['threshold']}, {d['lsh_pairs_rejected']} rejected by the exact check; "
-                  f"{d['exact_duplicate_pairs']} exact duplicate pairs; {d['documents_removed']} documents removed.", ""]
-    lines += ["## Kept by source", "", "| source | documents | ≈ tokens | quality | preference |", "|---|---:|---:|---:|---:|"]
+                  dedup_accounting(d), ""]
+    lines += ["## Files", "", "| what | where |", "|---|---|"]
+    lines += [f"| {what.replace('_', ' ')} | `{where}` |" for what, where in report.get("files", {}).items()]
+    lines += ["", "## Kept by source", "", "| source | documents | ≈ tokens | quality | preference |", "|---|---:|---:|---:|---:|"]
     for name, row in report["sources"].items():
         lines.append(f"| {name} | {row['documents']} | {row['tokens']} | {row.get('mean_density_score', '')} | "
                      f"{row.get('mean_preference_score', '')} |")
@@ -182,6 +196,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Rejected input (first 20)", ""]
         lines += [f"- `{r['file']}` {r['location']}: {r['error']}" for r in report["rejected_examples"]]
     return "\n".join(lines) + "\n"
+
+
+def dedup_accounting(d: dict[str, Any]) -> str:
+    """One paragraph whose numbers add up: candidates = exact + verified + rejected; removed = members − clusters."""
+    return (f"{d['lsh_candidate_pairs']} LSH candidate pairs = {d['lsh_pairs_exact']} exact duplicates + "
+            f"{d['lsh_pairs_verified']} verified (Jaccard ≥ {d['threshold']}) + {d['lsh_pairs_rejected']} rejected "
+            f"by the exact check; {d['exact_duplicate_groups']} groups of exact duplicates "
+            f"({d['exact_duplicate_documents']} documents). {d['clusters']} clusters hold "
+            f"{d['documents_in_clusters']} documents: {d['clusters']} kept, {d['documents_removed']} removed "
+            f"({d['removed_exact_duplicates']} exact, {d['removed_near_duplicates']} near duplicates).")
 
 
 def _plot_scores(values: dict[str, dict[str, list[float]]], path: Path) -> str | None:
