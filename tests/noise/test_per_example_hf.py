@@ -1,4 +1,5 @@
-"""per_example="auto" on a stock Hugging Face GPT-2 (tiny, built from a config: no download)."""
+"""Per-example norms on stock Hugging Face GPT-2 and Llama (tiny, built from configs: no download), against brute-force
+per-example gradients in float64; per_example="auto" falls back to halves on a model the hooks cannot split."""
 
 import math
 import warnings
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tests.noise.helpers import brute_force_per_example_grads
 from trainwise.noise import PerExampleGradNorms, measure_noise_scale
@@ -23,6 +25,25 @@ def _tiny_gpt2(seed=0):
                                      bos_token_id=0, eos_token_id=0)
     torch.manual_seed(seed)
     return transformers.GPT2LMHeadModel(config).double().eval()
+
+
+class _PositionsFirst(nn.Module):
+    """A position embedding broadcast over the batch *before* any batched layer ran: the hooks cannot tell the batch."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.pos = nn.Embedding(T, 8)
+        self.tok = nn.Embedding(VOCAB, 8)
+        self.head = nn.Linear(8, VOCAB)
+
+    def forward(self, ids, position_ids=None):
+        positions = self.pos(torch.arange(ids.shape[1])[None] if position_ids is None else position_ids)
+        return type("Out", (), {"logits": self.head(self.tok(ids) + positions)})
+
+
+def _positions_first():
+    return _PositionsFirst().double()
 
 
 def _loss(model, ids, position_ids=None):
@@ -55,16 +76,77 @@ def test_hooks_are_exact_on_gpt2_once_positions_are_batched():
     np.testing.assert_allclose(ours, reference, rtol=1e-9)
 
 
-def test_auto_falls_back_to_halves_with_one_warning_naming_the_module():
+def test_hooks_are_exact_on_unmodified_gpt2_with_its_broadcast_position_embedding():
+    # GPT-2 embeds position ids [1, T]: the hooks expand that output to the batch seen earlier in the pass (wte's),
+    # which leaves the values and the parameter gradient as they were and makes its output gradient per example
     model = _tiny_gpt2()
+    ids = next(_batches(5, seed=1))
+    engine = PerExampleGradNorms(model)
+    engine.start()
+    _loss(model, ids).mean().backward()
+    ours = engine.norms().detach().numpy() * 5**2
+    engine.remove()
+    reference = (brute_force_per_example_grads(model, _loss, ids) ** 2).sum(1)
+    np.testing.assert_allclose(ours, reference, rtol=1e-12)
+    result = measure_noise_scale(model, _loss, _batches(8, seed=2), rounds=2, hessian=False, per_example=True)
+    assert result.info["per_example"] and result.b_small == 1
+
+
+def _tiny_llama(seed=0):
+    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=T)
+    torch.manual_seed(seed)
+    return transformers.LlamaForCausalLM(config).double()
+
+
+def test_llama_rmsnorm_is_recognised_by_what_it_computes_and_exact():
+    model = _tiny_llama()
+    ids = next(_batches(4, seed=5))
+    grads = brute_force_per_example_grads(model, _loss, ids)
+    params = [p for p in model.parameters() if p.requires_grad]
+    offsets = np.cumsum([0] + [p.numel() for p in params])
+    for layers in ("all", "norm"):
+        engine = PerExampleGradNorms(model, layers=layers)
+        assert sum(type(m).__name__ == "LlamaRMSNorm" for m in engine._norm_of) == 3  # two per layer and the final
+        model.zero_grad()
+        engine.start()
+        _loss(model, ids).mean().backward()
+        ours = engine.norms().detach().numpy() * 4**2
+        covered = {id(p) for p in engine.params}
+        engine.remove()
+        columns = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i, p in enumerate(params) if id(p) in covered])
+        reference = (grads[:, columns] ** 2).sum(1)
+        # LlamaRMSNorm normalises in float32 even in a float64 model: its own rounding bounds the agreement
+        np.testing.assert_allclose(ours, reference, rtol=1e-10 if layers == "all" else 1e-6)
+    assert len(PerExampleGradNorms(model, layers="norm").params) == 3
+
+
+def test_a_norm_that_computes_something_else_is_not_taken_for_one():
+    class OnePlusWeight(nn.Module):  # Gemma-style (1 + w) ⊙ x̂: not w ⊙ x̂, so the exact torch.func path is used
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(6))
+            self.eps = 1e-6
+
+        def forward(self, x):
+            return (1 + self.weight) * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    from trainwise.noise.per_example import _recognise_norm
+
+    assert _recognise_norm(OnePlusWeight()) is None
+    assert _recognise_norm(nn.LayerNorm(6)) == ("layer", (6,), 1e-5)
+
+
+def test_auto_falls_back_to_halves_with_one_warning_naming_the_module():
+    model = _positions_first()
     with pytest.warns(RuntimeWarning) as record:
         auto = measure_noise_scale(model, _loss, _batches(8, seed=2), rounds=3, hessian=False)
     fallback = [w for w in record if "per-example norms unavailable" in str(w.message)]
     assert len(fallback) == 1, [str(w.message) for w in record]
     message = str(fallback[0].message)
-    assert "transformer.wpe" in message and "(Embedding)" in message and "broadcast over the batch" in message
+    assert "pos" in message and "(Embedding)" in message and "broadcast over the batch" in message
     assert "\n" not in message
-    assert not auto.info["per_example"] and "transformer.wpe" in auto.info["per_example_fallback"]
+    assert not auto.info["per_example"] and "pos" in auto.info["per_example_fallback"]
     assert auto.b_small == 4 and auto.b_big == 8 and auto.rounds == 3
     # the first round, where the hooks failed, was completed from its halves: same as halves throughout
     with warnings.catch_warnings():
@@ -77,9 +159,9 @@ def test_auto_falls_back_to_halves_with_one_warning_naming_the_module():
 
 @pytest.mark.filterwarnings("ignore:measure_noise_scale. GᵀHG averaged:RuntimeWarning")
 def test_auto_fallback_with_hessian_and_parameters_left_alone():
-    model = _tiny_gpt2()
+    model = _positions_first()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    with pytest.warns(RuntimeWarning, match=r"transformer\.wpe"):
+    with pytest.warns(RuntimeWarning, match=r"pos"):
         result = measure_noise_scale(model, _loss, _batches(4, seed=3), rounds=2)
     assert result.b_noise is not None and result.b_small == 2
     for name, p in model.named_parameters():
@@ -87,7 +169,7 @@ def test_auto_fallback_with_hessian_and_parameters_left_alone():
 
 
 def test_per_example_true_raises_naming_the_module():
-    model = _tiny_gpt2()
-    with pytest.raises(PerExampleUnsupported, match=r"\['transformer\.wpe'\] \(Embedding\).*broadcast over the batch"):
+    model = _positions_first()
+    with pytest.raises(PerExampleUnsupported, match=r"\['pos'\] \(Embedding\).*broadcast over the batch"):
         measure_noise_scale(model, _loss, _batches(8, seed=2), rounds=2, hessian=False, per_example=True)
     assert all(p.grad is None for p in model.parameters())

@@ -55,6 +55,62 @@ def _is_dtensor(t) -> bool:
     return is_dtensor(t)
 
 
+_EPS_NAMES = ("eps", "variance_epsilon", "epsilon", "layer_norm_eps")
+
+
+def _recognise_norm(module: nn.Module) -> tuple | None:
+    """``("layer" | "rms", normalized_shape, eps)`` if ``module`` computes ``w ⊙ x̂ (+ b)`` over its last dimension.
+
+    ``nn.LayerNorm``/``nn.RMSNorm`` by class; any other leaf module with a 1-D ``weight`` (and optional ``bias``) and
+    an epsilon attribute (``LlamaRMSNorm``, ``T5LayerNorm``, ...) by what it computes: it is called once, at
+    construction, on a probe input with probe parameters and must match one of the two formulas (a module computing
+    ``(1 + w) ⊙ x̂``, as Gemma's, does not, and goes through the exact ``torch.func`` path instead).
+    """
+    if isinstance(module, nn.LayerNorm):
+        return ("layer", tuple(module.normalized_shape), module.eps)
+    if hasattr(nn, "RMSNorm") and isinstance(module, nn.RMSNorm):
+        return ("rms", tuple(module.normalized_shape), module.eps)
+    if any(True for _ in module.children()):
+        return None
+    own = dict(module.named_parameters(recurse=False))
+    weight = own.get("weight")
+    if weight is None or set(own) - {"weight", "bias"} or weight.dim() != 1 or weight.shape[0] < 2:
+        return None
+    if "bias" in own and tuple(own["bias"].shape) != tuple(weight.shape):
+        return None
+    eps = next((float(getattr(module, n)) for n in _EPS_NAMES if isinstance(getattr(module, n, None), (int, float))
+                and not isinstance(getattr(module, n), bool)), None)
+    if eps is None:
+        return None
+    width = weight.shape[0]
+    dtype = weight.dtype if weight.is_floating_point() else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 3, width, generator=gen) * 3 + 1).to(dtype=dtype, device=weight.device)
+    probe = {"weight": (torch.rand(width, generator=gen) + 0.5).to(dtype=dtype, device=weight.device)}
+    if "bias" in own:
+        probe["bias"] = torch.randn(width, generator=gen).to(dtype=dtype, device=weight.device)
+    try:
+        from torch.func import functional_call
+
+        with torch.no_grad():
+            out = functional_call(module, probe, (x,))
+    except Exception:  # not callable on one tensor (or sharded on its own): not recognised, the exact path stays
+        return None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None
+    xf = x.double()
+    candidates = {
+        "rms": xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps),
+        "layer": F.layer_norm(xf, (width,), eps=eps),
+    }
+    tolerance = 1e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-4
+    for kind, x_hat in candidates.items():
+        expected = x_hat * probe["weight"].double() + (probe["bias"].double() if "bias" in probe else 0.0)
+        if torch.allclose(out.double(), expected, rtol=tolerance, atol=tolerance):
+            return (kind, (width,), eps)
+    return None
+
+
 # materialise an outer-product sum when it takes at most this many elements per batch
 _MATERIALIZE_LIMIT = 2**26
 
@@ -164,7 +220,8 @@ class PerExampleGradNorms:
         model: the module whose parameters are measured.
         params: the parameters to cover (default: all trainable, each once).
         layers: ``"all"`` covers every parameter (raising if one is owned by a module the hooks
-            cannot see); ``"norm"`` covers only LayerNorm/RMSNorm parameters, the cheap proxy of
+            cannot see); ``"norm"`` covers only the parameters of norm layers (``nn.LayerNorm``, ``nn.RMSNorm``
+            and any leaf module that computes ``w ⊙ x̂ (+ b)``, e.g. ``LlamaRMSNorm``), the cheap proxy of
             Gray et al. (2024, "normalization layer per-example gradients are sufficient to
             predict gradient noise scale").
     """
@@ -178,18 +235,23 @@ class PerExampleGradNorms:
         self.layers = layers
         self._records: list[dict] = []
         self._capturing = False
+        self._batch_seen = 0  # batch of the last layer output in this forward pass (for broadcast embeddings)
         self._handles = []
         self._names = {module: name for name, module in model.named_modules()}
         self._owned: dict[nn.Module, dict[str, nn.Parameter]] = {}
+        self._norm_of: dict[nn.Module, tuple] = {}  # module -> ("layer" | "rms", normalized_shape, eps)
         covered: dict[int, nn.Parameter] = {}
         uncovered: list[str] = []
         for name, module in model.named_modules():
             own = [(n, p) for n, p in module.named_parameters(recurse=False) if id(p) in wanted]
             if not own:
                 continue
-            if layers == "norm" and not isinstance(module, NORM_LAYER_TYPES):
+            norm = _recognise_norm(module)
+            if norm is not None:
+                self._norm_of[module] = norm
+            if layers == "norm" and norm is None:
                 continue
-            if not isinstance(module, _NATIVE_TYPES) and any(True for _ in module.children()):
+            if norm is None and not isinstance(module, _NATIVE_TYPES) and any(True for _ in module.children()):
                 uncovered += [f"{name}.{n}" if name else n for n, _ in own]
                 continue
             for n, p in own:
@@ -211,25 +273,40 @@ class PerExampleGradNorms:
     # -- capture -------------------------------------------------------------------------------
     def _forward_hook(self, module, args, kwargs, output):
         if not self._capturing or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
-            return
+            return None
         if not output.requires_grad:
-            return
-        record = {"module": module, "args": tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args),
-                  "kwargs": kwargs, "grad": None}
+            return None
+        args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
+        replaced = None
+        batch = self._batch_seen
+        if (isinstance(module, nn.Embedding) and output.shape[0] == 1 and batch > 1 and args
+                and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2 and args[0].shape[0] == 1):
+            # ids broadcast over the batch (GPT-2's position ids [1, T]): the same values, expanded to the batch seen
+            # earlier in this forward pass, so the output gradient arrives per example; expand's backward sums it
+            # back, so the parameter's gradient is unchanged
+            replaced = output.expand(batch, *output.shape[1:])
+            args = (args[0].expand(batch, *args[0].shape[1:]),) + args[1:]
+            output = replaced
+        elif output.dim() and output.shape[0] > 1:
+            self._batch_seen = output.shape[0]
+        record = {"module": module, "args": args, "kwargs": kwargs, "grad": None}
         self._records.append(record)
 
         def keep_grad(grad, record=record):
             record["grad"] = grad.detach()
 
         output.register_hook(keep_grad)
+        return replaced
 
     def start(self) -> None:
         """Capture the forward/backward passes from now until :meth:`norms` (or :meth:`reset`)."""
         self._records.clear()
+        self._batch_seen = 0
         self._capturing = True
 
     def reset(self) -> None:
         self._records.clear()
+        self._batch_seen = 0
 
     def stop(self) -> None:
         self._capturing = False
@@ -304,19 +381,20 @@ class PerExampleGradNorms:
             if module.padding_idx is not None:
                 g = g * (ids != module.padding_idx)[..., None]
             pieces = {"weight": _Outer(v=g, ids=ids, rows=module.num_embeddings)}
-        elif isinstance(module, NORM_LAYER_TYPES):
-            dims = len(module.normalized_shape)
+        elif module in self._norm_of:
+            kind, normalized_shape, eps = self._norm_of[module]
+            dims = len(normalized_shape)
             xf = _upcast(x)
             reduce = tuple(range(xf.dim() - dims, xf.dim()))
-            if isinstance(module, nn.LayerNorm):
-                x_hat = F.layer_norm(xf, module.normalized_shape, eps=module.eps)  # no affine: x̂
+            if kind == "layer":
+                x_hat = F.layer_norm(xf, normalized_shape, eps=eps)  # no affine: x̂
             else:
-                eps = module.eps if module.eps is not None else torch.finfo(x.dtype).eps
+                eps = eps if eps is not None else torch.finfo(x.dtype).eps
                 x_hat = xf * torch.rsqrt(xf.pow(2).mean(reduce, keepdim=True) + eps)
             g = _flatten_positions(grad, dims)
-            shape = (g.shape[0], *module.normalized_shape)
+            shape = (g.shape[0], *normalized_shape)
             pieces = {"weight": _Dense((g * _flatten_positions(x_hat, dims)).sum(1).view(shape))}
-            if getattr(module, "bias", None) is not None:
+            if "bias" in self._owned.get(module, {}):
                 pieces["bias"] = _Dense(g.sum(1).view(shape))
         else:
             pieces = {n: _Dense(v) for n, v in self._func_per_example(record).items()}
