@@ -20,13 +20,54 @@ def tiny():
     return tiny_gpt2(vocab, 16, seed=0)
 
 
-def test_hf_refuses_trainer_clipping(tiny, tmp_path):
+def _first_records(tiny, tmp_path, max_grad_norm, accumulation):
     from hf_trainer import build_trainer
 
-    trainer, _ = build_trainer(str(tmp_path), steps=2, model=copy.deepcopy(tiny))
-    trainer.args.max_grad_norm = 1.0
-    with pytest.raises(ValueError, match=r"TrainingArguments\(max_grad_norm=1.0\) clips the gradient"):
-        trainer.train()
+    trainer, callback = build_trainer(str(tmp_path / f"clip{max_grad_norm}-{accumulation}"), steps=1,
+                                      accumulation=accumulation, model=copy.deepcopy(tiny))
+    trainer.args.max_grad_norm = max_grad_norm
+    trainer.train()
+    return callback.records[0], trainer
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_hf_measures_before_the_trainers_own_clipping(tiny, tmp_path, accumulation):
+    # a clip far below the gradient norm: measured after it, |G|² would shrink by orders of magnitude
+    clipped, trainer = _first_records(tiny, tmp_path, 1e-3, accumulation)
+    assert trainer.state.log_history[-1]["train_loss"] > 0
+    unclipped, _ = _first_records(tiny, tmp_path, 0.0, accumulation)
+    for key in ("grad_sq_norm", "trace_sigma", "b_simple", "batch_size", "b_small"):
+        assert clipped[key] == pytest.approx(unclipped[key], rel=1e-12), key
+    # the wrapper is gone after training: the accelerator is left as it was
+    assert "clip_grad_norm_" not in trainer.accelerator.__dict__
+
+
+def test_hf_b_simple_reaches_log_history_and_loggers_that_run_before_user_callbacks(tiny, tmp_path):
+    from hf_trainer import build_trainer
+    from transformers import TrainerCallback
+
+    from trainwise.integrations.hf import NoiseScaleCallback
+
+    class Logger(TrainerCallback):  # stands for a report_to integration: registered before user callbacks
+        seen: list = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.seen.append(dict(logs))
+
+    logger = Logger()
+    callback = NoiseScaleCallback(log_dir=str(tmp_path))
+    trainer, _ = build_trainer(str(tmp_path), steps=10, model=copy.deepcopy(tiny), callback=callback)
+    handler = trainer.callback_handler
+    handler.callbacks.remove(logger) if logger in handler.callbacks else None
+    handler.callbacks.insert(handler.callbacks.index(callback), logger)  # the logger first, as integrations are
+    callback.attach(trainer)  # what on_init_end did already; idempotent
+    assert handler.callbacks[0] is callback
+    trainer.train()
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(history) == 2 and all("b_simple" in entry for entry in history)
+    assert history[-1]["b_simple"] == pytest.approx(callback.monitor.b_simple)
+    assert all("noise_grad_sq_norm" in entry and "noise_trace_sigma" in entry for entry in history)
+    assert [e["b_simple"] for e in logger.seen if "loss" in e] == [e["b_simple"] for e in history]
 
 
 def test_hf_lr_rule_recommendations_and_resume(tiny, tmp_path):
@@ -88,16 +129,16 @@ def test_hf_per_example_source_without_accumulation_and_example_main(tiny, tmp_p
 
     from trainwise.integrations.hf import NoiseScaleCallback
 
-    # GPT-2 broadcasts its position embedding over the batch: per-example norms of the norm layers
-    callback = NoiseScaleCallback(log_dir=str(tmp_path / "pe"), layers="norm")
+    # stock GPT-2 (position ids broadcast over the batch), every parameter
+    callback = NoiseScaleCallback(log_dir=str(tmp_path / "pe"))
     trainer, callback = build_trainer(str(tmp_path / "pe"), steps=2, accumulation=1, model=copy.deepcopy(tiny),
                                       callback=callback)
     trainer.train()
     assert callback.monitor.source == "per_example"
     assert [r["b_small"] for r in callback.records] == [1.0, 1.0]
     assert all(r["batch_size"] == 4 for r in callback.records)
-    main(["--out", str(tmp_path / "main"), "--steps", "2"])
-    assert "B_simple" in capsys.readouterr().out
+    main(["--out", str(tmp_path / "main"), "--steps", "5"])
+    assert "B_simple in log_history: " in capsys.readouterr().out
     assert (tmp_path / "main" / "noise.jsonl").exists()
 
 

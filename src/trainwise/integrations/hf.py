@@ -1,18 +1,29 @@
 r"""Hugging Face ``transformers`` Trainer: measure the noise scale, log it, scale the LR (extra ``hf``).
 
 :class:`NoiseScaleCallback` translates Trainer hooks into :class:`~trainwise.noise.NoiseScaleMonitor`
-calls, in one process:
+calls, in one process or several:
 
 - ``gradient_accumulation_steps > 1``: the ``accumulation`` source. ``on_substep_end`` follows each
-  micro-batch's backward except the last, ``on_pre_optimizer_step`` the last one; the Trainer
+  micro-batch's backward except the last, the clipping call the last one; the Trainer
   weights micro losses by their share of the batch (``num_items_in_batch``), as the monitor expects.
 - ``gradient_accumulation_steps == 1``: the ``per_example`` source (exact per-example gradient norms).
 
-What the Trainer allows and what it does not:
+How it hooks into the Trainer as users configure it:
 
-- The Trainer clips gradients *before* ``on_pre_optimizer_step``; the monitor needs the raw
-  gradient. Set ``TrainingArguments(max_grad_norm=0)`` and pass ``max_grad_norm=`` to the callback,
-  which clips after measuring (the callback refuses ``args.max_grad_norm > 0``).
+- **Clipping stays on.** The Trainer clips (``max_grad_norm=1.0`` by default) through
+  ``trainer.accelerator.clip_grad_norm_`` before any callback event; the callback wraps that method on the
+  Trainer's accelerator so the monitor measures the raw gradient just before it is clipped (with
+  ``max_grad_norm=0`` the Trainer calls the same method with ``inf`` to read the norm, and the callback measures
+  there too). The Trainer is found when it calls ``on_init_end`` (or pass it: ``callback.attach(trainer)``).
+- **Logged where loggers look.** ``b_simple``, ``noise_grad_sq_norm``, ``noise_trace_sigma`` (and ``lr_factor``
+  with an LR rule) are added in ``on_log``; the callback moves itself to the front of the Trainer's callbacks, so
+  the ``report_to`` integrations (W&B, TensorBoard, ...) that run after it see them, and it adds them to the entry
+  the Trainer has just appended to ``state.log_history``.
+- **Several processes** (``torchrun``/``accelerate launch``): under DDP the ``ddp`` source (``B_small`` = the
+  per-device batch × accumulation, read in the DDP communication hook, wrapping any hook already registered);
+  under FSDP2 the ``per_example``/``accumulation`` sources add the ranks' sums (``docs/sharded.md``). Logs and
+  decisions are written by the main process only.
+
 - The batch size cannot change during ``Trainer.train()``: the Trainer fixes the dataloader, the
   epoch length and the schedule length from ``gradient_accumulation_steps`` when training starts,
   and reads it inside its loop. The controller therefore runs in *recommend* mode: every decision
@@ -31,6 +42,7 @@ callback by a new one built from its saved arguments and state).
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 from torch import nn
@@ -67,10 +79,9 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         base_batch_size: the global batch the LR schedule was tuned for (default: the batch used).
         max_batch_size: the largest batch the controller may recommend.
         noise_fraction, update_interval: passed to the controller.
-        max_grad_norm: clip after measuring (set the Trainer's ``max_grad_norm=0``).
-        layers: per-example source only: ``"all"`` or ``"norm"`` (LayerNorm/RMSNorm parameters, a
-            cheap proxy; needed for models such as GPT-2 whose position embedding is broadcast
-            over the batch, which per-example norms cannot split).
+        max_grad_norm: clip after measuring, for a Trainer with ``max_grad_norm=0`` (the Trainer's own clipping,
+            its default, works as it is).
+        layers: per-example source only: ``"all"`` or ``"norm"`` (norm-layer parameters, a cheap proxy).
     """
 
     def __init__(
@@ -88,8 +99,8 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         max_grad_norm: float | None = None,
         layers: str = "all",
     ):
-        if source not in ("auto", "accumulation", "per_example"):
-            raise ValueError(f"source must be 'auto', 'accumulation' or 'per_example', got {source!r}")
+        if source not in ("auto", "accumulation", "per_example", "ddp"):
+            raise ValueError(f"source must be 'auto', 'accumulation', 'per_example' or 'ddp', got {source!r}")
         self.log_dir = log_dir
         self.tensorboard = tensorboard
         self.ema_steps = ema_steps
@@ -107,58 +118,146 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         self.controller: BatchSizeController | None = None
         self.records: list[dict] = []
         self._sinks = Sinks()
+        self._trainer = None
+        self._restore_clip = None
+        self._measured = False
+        self._main_process = True
 
     # ------------------------------------------------------------------ setup
+    def attach(self, trainer) -> "NoiseScaleCallback":
+        """Tie the callback to ``trainer`` (done by itself in ``on_init_end`` when the Trainer calls it)."""
+        self._trainer = trainer
+        callbacks = trainer.callback_handler.callbacks
+        if self in callbacks and callbacks[0] is not self:  # first, so report_to integrations see what on_log adds
+            callbacks.remove(self)
+            callbacks.insert(0, self)
+        return self
+
+    def _find_trainer(self):
+        """The Trainer whose event is being delivered: the nearest caller frame whose ``self`` is a Trainer."""
+        frame = sys._getframe(1)
+        for _ in range(12):
+            if frame is None:
+                break
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, _transformers.Trainer):
+                return owner
+            frame = frame.f_back
+        return None
+
+    def on_init_end(self, args, state, control, **kwargs):
+        if self._trainer is None:
+            trainer = self._find_trainer()
+            if trainer is not None:
+                self.attach(trainer)
+
+    def _wrap_clipping(self, trainer) -> None:
+        """Measure inside ``accelerator.clip_grad_norm_``, before the Trainer clips (or reads the norm with ``inf``)."""
+        accelerator = trainer.accelerator
+        original = accelerator.clip_grad_norm_
+        if getattr(original, "_trainwise_wrapped", False):
+            return
+
+        def clip_grad_norm_(parameters, max_norm, *args, **kwargs):
+            self._measure_step(accelerator)
+            return original(parameters, max_norm, *args, **kwargs)
+
+        clip_grad_norm_._trainwise_wrapped = True
+        accelerator.clip_grad_norm_ = clip_grad_norm_
+
+        def restore():
+            if accelerator.__dict__.get("clip_grad_norm_") is clip_grad_norm_:
+                del accelerator.clip_grad_norm_
+
+        self._restore_clip = restore
+
     def on_train_begin(self, args, state, control, model: nn.Module | None = None, optimizer=None, **kwargs):
-        if args.max_grad_norm and args.max_grad_norm > 0:
+        trainer = self._trainer or self._find_trainer()
+        if trainer is not None and self._trainer is None:
+            self.attach(trainer)
+        if trainer is None and args.max_grad_norm and args.max_grad_norm > 0:
             raise ValueError(
                 f"TrainingArguments(max_grad_norm={args.max_grad_norm}) clips the gradient before the callback can "
-                "measure it; set max_grad_norm=0 and pass NoiseScaleCallback(max_grad_norm=...) to clip after measuring")
-        if args.world_size > 1:
-            raise NotImplementedError(
-                f"NoiseScaleCallback measures in one process; this run has world_size={args.world_size}. "
-                "Use trainwise.integrations.torchrun.AdaptiveBatchLoop for DDP")
+                "measure it and the callback could not find the Trainer to measure first: call "
+                "callback.attach(trainer), or set max_grad_norm=0 and pass NoiseScaleCallback(max_grad_norm=...)")
         accumulation = int(args.gradient_accumulation_steps)
         micro = int(args.per_device_train_batch_size)
-        source = self.source if self.source != "auto" else ("accumulation" if accumulation > 1 else "per_example")
+        world = int(args.world_size)
+        wrapped = getattr(trainer, "model_wrapped", None) if trainer is not None else None
+        ddp = isinstance(wrapped, nn.parallel.DistributedDataParallel)
+        if self.source != "auto":
+            source = self.source
+        elif world > 1 and ddp:
+            source = "ddp"
+        else:
+            source = "accumulation" if accumulation > 1 else "per_example"
         if source == "accumulation" and accumulation < 2:
             raise ValueError("source='accumulation' needs gradient_accumulation_steps >= 2, got 1")
+        if world > 1 and ddp and source != "ddp":
+            raise ValueError(f"source={source!r} under DDP: the ranks' micro-batch gradients are not synchronised "
+                             "until the last one; use source='ddp' (or 'auto')")
+        self._main_process = bool(state.is_world_process_zero)
         log_dir = Path(self.log_dir or args.output_dir)
         self.monitor = NoiseScaleMonitor(
-            model, source=source, optimizer=optimizer, ema_steps=self.ema_steps,
+            wrapped if source == "ddp" else model, source=source, optimizer=optimizer, ema_steps=self.ema_steps,
             tokens_per_example=self.tokens_per_example, keep_history=False,
             log_path=log_dir / "noise.jsonl", layers=self.layers,
-            meta={"integration": "hf", "gradient_accumulation_steps": accumulation, "micro_batch_size": micro})
-        batch = micro * accumulation
+            meta={"integration": "hf", "gradient_accumulation_steps": accumulation, "micro_batch_size": micro,
+                  "world_size": world})
+        per_step = micro * accumulation  # per device; the global batch is this × world
+        batch = per_step * world
+        self._per_device_batch = per_step
         self.controller = BatchSizeController(
             self.base_batch_size or batch, max_micro_batch_size=micro,
             max_batch_size=max(self.max_batch_size or batch, batch), min_batch_size=batch,
             lr_rule=self.lr_rule, noise_fraction=self.noise_fraction, update_interval=self.update_interval)
-        self._decision_log = JsonlSink(log_dir / "adapt.jsonl")  # written after marking "applied": false
-        self._plan = BatchPlan(batch, micro, accumulation, 1)
+        self._decision_log = JsonlSink(log_dir / "adapt.jsonl") if self._main_process else None
+        self._plan = BatchPlan(batch, micro, accumulation, world)
         self.controller.plan = self._plan
         tensorboard = log_dir / "tb" if self.tensorboard is True else self.tensorboard
-        self._sinks = Sinks.from_options(tensorboard=tensorboard)
+        self._sinks = Sinks.from_options(tensorboard=tensorboard if self._main_process else None)
         if self.saved_state is not None:
             self.load_state_dict(self.saved_state)
         self._micro_batch = micro
+        self._measured = False
+        if trainer is not None:
+            self._wrap_clipping(trainer)
 
     # ------------------------------------------------------------------ hooks
     def on_substep_end(self, args, state, control, **kwargs):
         if self.monitor is not None and self.monitor.source == "accumulation":
             self.monitor.micro_step(self._micro_batch)
 
+    def _measure_step(self, accelerator=None) -> None:
+        """Measure the step's raw gradient, once per optimizer step (before the Trainer's clipping)."""
+        monitor = self.monitor
+        if monitor is None or self._measured:
+            return
+        self._measured = True
+        if monitor.source == "accumulation":
+            monitor.micro_step(self._micro_batch)
+        scaler = getattr(accelerator, "scaler", None)
+        loss_scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else None
+        optimizer = self.monitor.optimizer
+        lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else None
+        batch_size = self._per_device_batch if monitor.source == "ddp" else None
+        record = monitor.step(batch_size=batch_size, lr=lr, loss_scale=loss_scale)
+        if record is not None:
+            self.records.append(record)
+            if self._main_process:
+                self._sinks.write(record)
+
     def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
         monitor, controller = self.monitor, self.controller
         if monitor is None or controller is None:
             return
-        if monitor.source == "accumulation":
-            monitor.micro_step(self._micro_batch)
-        lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else None
-        record = monitor.step(lr=lr)
-        if record is not None:
-            self.records.append(record)
-            self._sinks.write(record)
+        if not self._measured:  # the Trainer took a path that does not call accelerator.clip_grad_norm_
+            if args.max_grad_norm and args.max_grad_norm > 0:
+                raise RuntimeError("NoiseScaleCallback: the Trainer clipped without accelerator.clip_grad_norm_ "
+                                   "(DeepSpeed, SageMaker MP or mixed-mesh gradients); set max_grad_norm=0 and pass "
+                                   "NoiseScaleCallback(max_grad_norm=...)")
+            self._measure_step()
+        self._measured = False
         if self.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
         decision = controller.update(monitor, step=state.global_step + 1)
@@ -169,18 +268,30 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
             decision["batch_size"] = self._plan.batch_size
             controller.plan = self._plan  # the Trainer keeps its batch
             decision["lr_factor"] = controller.lr_factor()
-            self._decision_log.write(decision)
-            self._sinks.write(decision)
+            if self._decision_log is not None:
+                self._decision_log.write(decision)
+            if self._main_process:
+                self._sinks.write(decision)
         if optimizer is not None and self.lr_rule != "none":
             scale_lr_for_next_step(optimizer, controller.lr_factor())
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is not None and self.monitor is not None and not math.isnan(self.monitor.b_simple):
-            logs["b_simple"] = self.monitor.b_simple
-            if self.controller is not None and self.lr_rule != "none":
-                logs["lr_factor"] = self.controller.lr_factor()
+        if logs is None or self.monitor is None or math.isnan(self.monitor.b_simple):
+            return
+        added = {"b_simple": self.monitor.b_simple, "noise_grad_sq_norm": self.monitor.grad_sq_norm,
+                 "noise_trace_sigma": self.monitor.trace_sigma}
+        if self.controller is not None and self.lr_rule != "none":
+            added["lr_factor"] = self.controller.lr_factor()
+        logs.update(added)  # report_to integrations after this callback read this dict
+        history = state.log_history
+        if history and history[-1].get("step") == state.global_step and all(k in history[-1] for k in logs
+                                                                                if k not in added):
+            history[-1].update(added)  # the Trainer copied logs into log_history before on_log
 
     def on_train_end(self, args, state, control, **kwargs):
+        if self._restore_clip is not None:
+            self._restore_clip()
+            self._restore_clip = None
         if self.monitor is not None:
             self.monitor.close()
         self._sinks.close()
