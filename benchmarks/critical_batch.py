@@ -16,9 +16,10 @@ rates with the batch fixed and fit the slope of ``log B_simple`` against ``log(l
 Results persist in ``runs/bench-critical-batch/`` (each sweep resumes if interrupted; delete a setting's
 directory after changing its configuration).
 
-    PYTHONPATH=src python benchmarks/critical_batch.py --quick                  # ~13 min on one CPU core
+    PYTHONPATH=src python benchmarks/critical_batch.py --quick                  # ~13 min on one CPU core (without char-gpt-deep)
     PYTHONPATH=src python benchmarks/critical_batch.py --tasks digits-mlp,teacher-student   # ~5 min
-    PYTHONPATH=src python benchmarks/critical_batch.py                          # ~25 min on one core
+    PYTHONPATH=src python benchmarks/critical_batch.py --tasks char-gpt-deep    # ~25 min, two processes on two cores
+    PYTHONPATH=src python benchmarks/critical_batch.py                          # ~50 min on one core
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ preconditioned update ``P⁻¹g`` (``P = sqrt(v̂) + eps``, the optimizer's stat
 
 Where the numbers come from: ``benchmarks/critical_batch.py`` in full mode (all batch sizes and LR factors of its
 ``TASKS``), one CPU core per process. Settings: ``digits-mlp``, ``teacher-student`` and ``char-gpt`` (1 layer, 32
-dims, 32-character windows) with AdamW, run 2026-11-28, digits and teacher–student again on 2026-11-30 (every
-ratio reproduced, and ``b_simple_precond``, not reported before, added); ``char-gpt-sgdm`` (the same model, SGD +
+dims, 32-character windows) with AdamW, run 2026-11-28 and again on 2026-11-30 (every ratio reproduced, and
+``b_simple_precond``, not reported before, added); ``char-gpt-sgdm`` (the same model, SGD +
 momentum 0.9), 2026-11-28; ``char-gpt-deep`` (3 layers, 48 dims, 4 heads, 32-character windows) with AdamW,
 2026-11-30. Targets the sweep flags (steps rising with the batch:
 not an optimization limit, so its ``B_crit`` is no noise-scale quantity) are left out: digits at 0.15.
@@ -123,6 +123,7 @@ _ADAM = {
     "b_simple_precond": [
         ("digits-mlp", 0.40, 6.09), ("digits-mlp", 0.25, 9.28),
         ("teacher-student", 1.40, 4.03), ("teacher-student", 1.30, 1.51), ("teacher-student", 1.25, 2.09),
+        ("char-gpt", 2.60, 2.68), ("char-gpt", 2.50, 2.43), ("char-gpt", 2.40, 2.65),
         ("char-gpt-deep", 2.50, 2.75), ("char-gpt-deep", 2.35, 9.20), ("char-gpt-deep", 2.20, 7.76),
     ],
 }
