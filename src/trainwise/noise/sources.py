@@ -206,8 +206,15 @@ class AccumulationSource:
         pass
 
 class DDPSource:
-    """torch.distributed data parallel: the per-replica squared norm is read inside a DDP communication hook,
-    before the all-reduce; one all-reduce of two numbers per step."""
+    """torch.distributed data parallel: the per-replica squared norm is read before the all-reduce; one all-reduce
+    of two numbers per step.
+
+    Without a communication hook of the user's, a DDP communication hook reads each bucket (one fused norm per
+    bucket) and all-reduces it as DDP would. When the model already has one (``register_comm_hook`` with bf16/fp16
+    compression, PowerSGD, ...), which DDP allows only once, the user's hook stays in charge of the communication
+    and the local norms are read in per-parameter post-accumulate-grad hooks instead, on the backward pass that
+    synchronises (the local, uncompressed gradient; one norm kernel per parameter).
+    """
 
     name = "ddp"
 
@@ -216,7 +223,39 @@ class DDPSource:
         self.process_group = process_group
         self.local: torch.Tensor | None = None  # [2]: local |g|², local |g/P|²
         self.preconditioner: dict[int, torch.Tensor] | None = None
-        model.register_comm_hook(state=None, hook=self._comm_hook)
+        self._handles = []
+        self._ddp = model
+        self.mode = "comm_hook"
+        if getattr(model, "_comm_hooks", None):
+            self._use_grad_hooks(model)
+        else:
+            try:
+                model.register_comm_hook(state=None, hook=self._comm_hook)
+            except RuntimeError as exc:  # a built-in hook (register_builtin_comm_hook) is already there
+                if "once" not in str(exc):
+                    raise
+                self._use_grad_hooks(model)
+
+    def _use_grad_hooks(self, model: nn.Module) -> None:
+        if getattr(model, "gradient_as_bucket_view", False):
+            raise ValueError("source='ddp': the model has a communication hook of its own and "
+                             "gradient_as_bucket_view=True, so its gradients are overwritten by the all-reduce "
+                             "while the backward pass runs; build DDP with gradient_as_bucket_view=False")
+        self.mode = "grad_hooks"
+        for p in self.params:
+            self._handles.append(p.register_post_accumulate_grad_hook(self._grad_hook))
+
+    def _grad_hook(self, param: torch.Tensor) -> None:
+        if not self._ddp.require_backward_grad_sync or param.grad is None:  # under no_sync(): not this pass
+            return
+        grad = param.grad
+        norm_dtype = torch.float32 if grad.element_size() <= 4 else None
+        local = torch.linalg.vector_norm(grad, 2, dtype=norm_dtype).double().pow(2)
+        local_pre = torch.zeros_like(local)
+        if self.preconditioner is not None and id(param) in self.preconditioner:
+            local_pre = (grad / self.preconditioner[id(param)]).double().pow(2).sum()
+        pair = torch.stack([local, local_pre])
+        self.local = pair if self.local is None else self.local + pair
 
     def _group(self):
         import torch.distributed as dist
@@ -275,7 +314,9 @@ class DDPSource:
         self.local = None
 
     def close(self) -> None:
-        pass
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
 
 #: source name -> class
