@@ -38,7 +38,13 @@ for ``β2 = 0.99``, so most coordinates are clipped for the first few hundred es
 **Non-finite gradients.** ``nonfinite="skip"`` (default) skips the whole step (no state
 changes, counted in ``diagnostics().skipped_steps``) with a ``RuntimeWarning``;
 ``"raise"`` raises ``FloatingPointError`` naming the parameter; ``"ignore"`` does no check
-(saves one read of the gradients).
+(saves one read of the gradients). On an accelerator (any non-CPU device) ``"skip"`` never waits for the
+device: a finiteness flag stays on the device and masks the update (the kernel runs on scratch copies of the
+parameters and first moments, which are kept only where the flag is true), so a finite step is bit-identical
+to the checked one and a non-finite step leaves parameters and moments as they were; the skip is counted and
+warned about at the next host read (``diagnostics()``, ``state_dict()``, ``skipped_steps``). ``state["step"]``
+counts attempted steps on that path. Set ``optimizer.sync_free`` to ``True``/``False`` to force the path
+(``None``: on off the CPU). Hessian updates (every ``k`` steps) still check on the host.
 
 The Hessian schedule (interval ``k``, counters) and the estimator's random generators live
 in the optimizer and in its ``state_dict``, so a resumed run continues identically.
@@ -123,6 +129,9 @@ class _SophiaBase(Optimizer):
             raise ValueError(f"hessian_interval must be an integer >= 1, got {hessian_interval!r}")
         self.foreach = foreach
         self.nonfinite = nonfinite
+        #: the device-flag path of nonfinite="skip": None = on for accelerator gradients, off on the CPU
+        self.sync_free: bool | None = None
+        self._deferred_skips: Tensor | None = None  # device count of masked steps not yet read
         self.cold_start = cold_start
         self.hessian_bias_correction = bool(hessian_bias_correction)
         self.seed = int(seed)
@@ -183,6 +192,7 @@ class _SophiaBase(Optimizer):
         return steps % int(self.schedule["hessian_interval"]) == 0
 
     def state_dict(self) -> dict[str, Any]:
+        self._settle_deferred_skips()
         state_dict = super().state_dict()
         generators = {key: gen.get_state() for key, gen in self._generators.items()}
         for key, value in self._pending_generator_states.items():
@@ -257,7 +267,7 @@ class _SophiaBase(Optimizer):
             scale = scale / (1.0 - group["betas"][1] ** state["hessian_step"])
         return scale
 
-    def _group_step(self, group: dict, pairs: list[tuple[Tensor, Tensor]]) -> None:
+    def _group_step(self, group: dict, pairs: list[tuple[Tensor, Tensor]], finite_flag: Tensor | None = None) -> None:
         params, grads, exp_avgs, hessians, steps, scales, active = [], [], [], [], [], [], []
         for p, grad in pairs:
             state = self._init_state(p)
@@ -278,11 +288,18 @@ class _SophiaBase(Optimizer):
             use_foreach = bool(params) and all(p.is_cuda for p in params)
         kernel = _sophia_foreach if use_foreach else _sophia_for_loop
         beta1 = group["betas"][0]
+        targets = None
+        if finite_flag is not None:  # the same kernel on scratch copies, kept only where the flag is true
+            targets = params + exp_avgs
+            params, exp_avgs = [p.clone() for p in params], [m.clone() for m in exp_avgs]
         kernel(
             params, grads, exp_avgs, hessians, steps, scales, active,
             lr=group["lr"], beta1=beta1, weight_decay=group["weight_decay"], eps=group["eps"],
             additive_eps=self._uses_batch_size, maximize=group["maximize"],
         )
+        if targets is not None:
+            for target, new in zip(targets, params + exp_avgs):
+                target.copy_(torch.where(finite_flag.to(target.device), new, target))
 
     def _collect(self) -> list[list[tuple[Tensor, Tensor]]]:
         out = []
@@ -304,13 +321,56 @@ class _SophiaBase(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         tensors_by_group = self._collect()
-        if not self._grads_finite("step", tensors_by_group):
+        finite_flag = self._finite_flag(tensors_by_group) if self._use_sync_free(tensors_by_group) else None
+        if finite_flag is None and not self._grads_finite("step", tensors_by_group):
             return loss
         for group, pairs in zip(self.param_groups, tensors_by_group):
             if pairs:
-                self._group_step(group, pairs)
+                self._group_step(group, pairs, finite_flag)
         self.schedule["steps"] = int(self.schedule["steps"]) + 1
         return loss
+
+    # ------------------------------------------------- sync-free skip (device flag)
+    def _use_sync_free(self, tensors_by_group: list[list[tuple[Tensor, Tensor]]]) -> bool:
+        if self.nonfinite != "skip" or not any(tensors_by_group):
+            return False
+        if self.sync_free is not None:
+            return bool(self.sync_free)
+        return all(grad.device.type != "cpu" for pairs in tensors_by_group for _, grad in pairs)
+
+    def _finite_flag(self, tensors_by_group: list[list[tuple[Tensor, Tensor]]]) -> Tensor:
+        """A 0-dim bool tensor on the first gradient's device: every gradient finite. No host read."""
+        by_device: dict[torch.device, list[Tensor]] = defaultdict(list)
+        for pairs in tensors_by_group:
+            for _, grad in pairs:
+                if grad.numel():
+                    by_device[grad.device].append(grad)
+        first = next(grad for pairs in tensors_by_group for _, grad in pairs).device
+        flag = torch.ones((), dtype=torch.bool, device=first)
+        for device, grads in by_device.items():
+            norms = torch._foreach_norm(grads, ord=math.inf)  # max |g|: NaN and inf propagate, no overflow
+            flag = flag & torch.isfinite(torch.stack([n.float() for n in norms])).all().to(first, non_blocking=True)
+        skipped = (~flag).to(torch.int64)
+        self._deferred_skips = skipped if self._deferred_skips is None else self._deferred_skips + skipped
+        return flag
+
+    def _settle_deferred_skips(self) -> None:
+        """Fold the device count of masked steps into ``schedule["skipped_steps"]`` (one host read), warn once."""
+        if self._deferred_skips is None:
+            return
+        skipped, self._deferred_skips = int(self._deferred_skips), None
+        if skipped:
+            self.schedule["skipped_steps"] = int(self.schedule["skipped_steps"]) + skipped
+            warnings.warn(
+                f"{type(self).__name__}.step: {skipped} step(s) with a non-finite gradient were skipped on the device "
+                f"since the last read (nonfinite='skip'; {self.schedule['skipped_steps']} skipped so far)",
+                RuntimeWarning, stacklevel=3)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped for a non-finite gradient so far (reads the device count: a host sync)."""
+        self._settle_deferred_skips()
+        return int(self.schedule["skipped_steps"])
 
     # --------------------------------------------------------------- hessian
     def _fold_hessian(self, estimates: Mapping[Tensor, Tensor] | None, name: str) -> None:
@@ -376,6 +436,7 @@ class _SophiaBase(Optimizer):
     @torch.no_grad()
     def diagnostics(self) -> SophiaDiagnostics:
         """Win rate, clip fraction and Hessian size from the current state (cost: one read of m, h)."""
+        self._settle_deferred_skips()
         unclipped = total = nonpositive = 0
         hessian_sq = hessian_sum = 0.0
         for group in self.param_groups:
