@@ -7,7 +7,7 @@ Labels come from where a text is from, assigned by hand per source (never from t
 | book | chapters of *Pride and Prejudice* (``1342-0.txt``), 4 KB passages of Shakespeare's plays (tinyshakespeare) |
 | paper | 5 KB sections of the 20 arXiv LaTeX papers, the RedPajama arXiv pieces, NIH grant abstracts, USPTO patent backgrounds |
 | encyclopedia | reference text: Python's language reference topics (``pydoc_data``), scikit-learn's data-set descriptions, Debian READMEs |
-| code | Python standard-library modules, CPython's C headers |
+| code | Python standard-library modules, single functions or classes of other modules, CPython's C headers |
 | news | ``pretrain_kinds/news.txt`` (written for this set) and the news articles among the web samples (listed below) |
 | forum | ``pretrain_kinds/forum.txt`` (written for this set), the StackExchange sample, a forum page among the C4 samples |
 | web | every other C4, CCNet, Common Crawl and raw-crawl page of ``../shared/data``, and a few junk pages made here |
@@ -146,6 +146,19 @@ def build(shared_data: Path, seed: int = 0) -> list[tuple[str, str, str]]:
     modules = sorted(p for p in stdlib.glob("*.py") if p.stat().st_size > 3000)
     for path in modules[:: max(1, len(modules) // 45)][:45]:
         add("code", f"py:{path.name}", path.read_text(encoding="utf-8", errors="replace"))
+    # single functions and classes (short code, often mostly docstring) from modules not used whole above
+    used = set(modules[:: max(1, len(modules) // 45)][:45])
+    snippets = []
+    for path in modules:
+        if path in used:
+            continue
+        source = path.read_text(encoding="utf-8", errors="replace")
+        for match in re.finditer(r"^(?:def|class) \w+.*?(?=^\S)", source, re.MULTILINE | re.DOTALL):
+            if 50 <= len(match.group(0).split()) <= 600:
+                snippets.append((path.stem, match.group(0)))
+                break
+    for module, snippet in snippets[:: max(1, len(snippets) // 30)][:30]:
+        add("code", f"pyfunc:{module}", snippet)
     headers = sorted(Path(sysconfig.get_paths()["include"]).glob("*.h"))
     headers = [p for p in headers if p.stat().st_size > 1500]
     for path in headers[:: max(1, len(headers) // 20)][:20]:
