@@ -1,7 +1,7 @@
 """Pre-training data curation on datatrove: kind-aware quality filters, source preference, knowledge
 density, DSIR domain relevance, verified MinHash dedup, and a mixture planner.
 
-Light modules (kinds, density, dsir, mixture) import only numpy; everything that needs datatrove imports
+Light modules (kinds, keeper, density, dsir, mixture) import only numpy; everything that needs datatrove imports
 it inside functions (extra ``[data]``). Names resolve lazily on first access.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "KINDS", "KindResult", "classify_kind", "preference_weights", "preference_score", "PREFERENCE_PRESETS",
+    "kind_features", "kind_probabilities", "fit_kind_model", "choose_keeper", "corruption_rate",
     "density_signals",
     "HashedNgramModel", "DSIRScorer", "gumbel_top_k",
     "MinHashSettings", "NearDuplicateIndex", "jaccard", "candidate_probability", "exact_text_hash",
@@ -24,7 +25,8 @@ __all__ = [
 
 _WHERE = {
     "KINDS": "kinds", "KindResult": "kinds", "classify_kind": "kinds", "preference_weights": "kinds",
-    "preference_score": "kinds", "PREFERENCE_PRESETS": "kinds",
+    "preference_score": "kinds", "PREFERENCE_PRESETS": "kinds", "kind_features": "kinds",
+    "kind_probabilities": "kinds", "fit_kind_model": "kinds", "choose_keeper": "keeper", "corruption_rate": "keeper",
     "density_signals": "density",
     "HashedNgramModel": "dsir", "DSIRScorer": "dsir", "gumbel_top_k": "dsir",
     "MinHashSettings": "dedup", "NearDuplicateIndex": "dedup", "jaccard": "dedup",

@@ -198,13 +198,17 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _n(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else (plural or noun + 's')}"
+
+
 def dedup_accounting(d: dict[str, Any]) -> str:
     """One paragraph whose numbers add up: candidates = exact + verified + rejected; removed = members − clusters."""
-    return (f"{d['lsh_candidate_pairs']} LSH candidate pairs = {d['lsh_pairs_exact']} exact duplicates + "
+    return (f"{_n(d['lsh_candidate_pairs'], 'LSH candidate pair')} = {d['lsh_pairs_exact']} exact + "
             f"{d['lsh_pairs_verified']} verified (Jaccard ≥ {d['threshold']}) + {d['lsh_pairs_rejected']} rejected "
-            f"by the exact check; {d['exact_duplicate_groups']} groups of exact duplicates "
-            f"({d['exact_duplicate_documents']} documents). {d['clusters']} clusters hold "
-            f"{d['documents_in_clusters']} documents: {d['clusters']} kept, {d['documents_removed']} removed "
+            f"by the exact check; {_n(d['exact_duplicate_groups'], 'group')} of exact duplicates "
+            f"({_n(d['exact_duplicate_documents'], 'document')}). {_n(d['clusters'], 'cluster')} hold "
+            f"{_n(d['documents_in_clusters'], 'document')}: {d['clusters']} kept, {d['documents_removed']} removed "
             f"({d['removed_exact_duplicates']} exact, {d['removed_near_duplicates']} near duplicates).")
 
 
