@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainwise.sweep import SweepConfig, run_sweep
-from trainwise.sweep.noise_hook import default_noise_measure
-from trainwise.sweep.runner import PREDICTOR_LABELS, PREDICTORS, prediction_table
+from trainwise.experiments import default_noise_measure, run_sweep
+from trainwise.results import PREDICTOR_LABELS, PREDICTORS, prediction_table
+from trainwise.sweep import SweepConfig
 from trainwise.tasks import get_task
 
 TASKS = {

@@ -3,25 +3,24 @@
 For each setting of ``benchmarks/critical_batch.py`` (same task, model, optimizer and target losses) this does
 what a user would:
 
-1. ``trainwise measure``: :func:`trainwise.noise.run.run_measurement` at the task's default batch size and LR
+1. ``trainwise measure``: :func:`trainwise.experiments.run_measurement` at the task's default batch size and LR
    (the SGD + momentum setting measures at the LR its sweep is centred on);
 2. ``trainwise plan``: ``make_plan(read_measurement(dir), optimizer=...)``, which gives a batch size (converted
    from tokens to examples where the plan is in tokens), a learning rate, and the learning rates of the
    rules it weighed (``lr_options``);
-3. at that batch, trains to the middle target loss of the setting (:func:`trainwise.sweep.train_to_targets`,
-   held-out loss, constant LR; steps averaged over two seeds, the same seeds at every LR) at the recommended LR
-   and at a grid
-   ``lr_rec × 2^k``, ``k = −3..3``, widened while the best LR sits at an edge.
+3. at that batch, trains to the middle target loss of the setting (held-out loss, constant LR,
+   :func:`trainwise.experiments.train_to_targets`; steps averaged over two seeds, the same seeds at every LR) at
+   the recommended LR and at a grid ``lr_rec × 2^k``, ``k = −3..3``, widened while the best LR sits at an edge.
 
 It reports ``steps(lr_rec) / min over the grid of steps`` (goal: at most 1.3 on every setting), the same ratio
 for each of the plan's ``lr_options``, and ``lr_rec / lr_best``. The grid's best is a minimum over noisy
 runs, so it is biased a little low; ratios of 1.1 or so are within the scatter between neighbouring LRs.
 
-Results persist per setting in ``runs/bench-plan-lr/<setting>/`` (an interrupted run resumes; delete the
-directory after changing the plan code or the settings) and together in ``runs/bench-plan-lr/results.json``.
+Results persist per setting in ``runs/bench-plan-lr/<quick|full>/<setting>/`` (an interrupted run resumes; delete
+the directory after changing the plan code or the settings) and together in ``runs/bench-plan-lr/results.json``.
 
     PYTHONPATH=src python benchmarks/plan_lr.py --quick --tasks digits-mlp      # about a minute on one core
-    PYTHONPATH=src python benchmarks/plan_lr.py                                 # every setting
+    PYTHONPATH=src python benchmarks/plan_lr.py                                 # every setting, ~6 min
 """
 
 from __future__ import annotations
@@ -40,8 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from critical_batch import TASKS  # noqa: E402  (one definition of the settings and their targets)
 
-from trainwise.noise.run import run_measurement  # noqa: E402
-from trainwise.sweep import train_to_targets  # noqa: E402
+from trainwise.experiments import run_measurement, train_to_targets  # noqa: E402
 from trainwise.tasks import get_task  # noqa: E402
 
 #: steps of the ``measure`` run per setting (the CLI default is 300)

@@ -96,4 +96,5 @@ def test_lr_validation_is_none_where_not_measured():
 
 def test_lr_validation_quotes_the_benchmark_range():
     text = lr_validation_for("adam", "rescaled")
-    assert "1.04–1.74×" in text and "0.25–0.97×" in text  # steps ratios 1.45, 1.48, 1.74, 1.04; LR ratios
+    assert "1.00–1.53×" in text and "0.3–1×" in text  # steps ratios 1.00, 1.00, 1.53, 1.00; LR ratios 0.30-1.00
+    assert "needed 1.01× the steps" in lr_validation_for("sgd", "rescaled")  # one row: one number, not a range
