@@ -11,6 +11,22 @@ from trainwise.cli.main import main
 from trainwise.data.pretrain.report import iter_documents
 
 
+_LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
+          "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea "
+          "commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat "
+          "nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit "
+          "anim id est laborum. Sed ut perspiciatis unde omnis iste natus error sit voluptatem accusantium doloremque "
+          "laudantium, totam rem aperiam, eaque ipsa quae ab illo inventore veritatis et quasi architecto beatae vitae "
+          "dicta sunt explicabo.")
+_MENU = ["Home", "About the shop", "Terms of service", "Contact and support", "Cart (0)", "Gift cards for the holidays",
+         "Women", "Men", "Kids and babies", "Sale of the week", "New arrivals", "Shoes and boots", "Bags and accessories",
+         "Delivery and returns", "Track your order", "Store finder", "Careers at the company", "Press",
+         "Sustainability report", "Privacy and cookies", "Accessibility", "Sign in", "Create an account", "Wishlist",
+         "Newsletter sign-up", "Follow us on Instagram", "Follow us on Facebook", "Download the app", "Help centre",
+         "Size guide", "Student discount", "Refer a friend", "Klarna", "PayPal",
+         "© 2024 The Shop Ltd. All rights reserved"]
+
+
 def _edit(text: str, rate: float, rng: random.Random, vocab: list[str]) -> str:
     words = text.split()
     return " ".join(rng.choice(vocab) if rng.random() < rate else w for w in words)
@@ -127,3 +143,27 @@ def test_bad_dedup_and_filter_keys_name_the_file_and_what_is_allowed(tmp_path):
         with pytest.raises(ValueError) as info:
             load_config(path)
         assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_explicit_kind_beats_input_order_and_a_name_does_not_turn_filters_off(tmp_path, shared_data):
+    book = (shared_data / "gutenberg_pride_and_prejudice" / "1342-0.txt").read_text(encoding="utf-8")
+    start = book.index("It is a truth universally")
+    passage = book[start:start + 4000]
+    # junk that book rules keep and web rules drop (so a name read as a kind would keep it)
+    junk = [_LOREM, "\n".join(_MENU)]
+    (tmp_path / "crawl.jsonl").write_text(json.dumps({"id": "crawl-copy", "text": passage}) + "\n")
+    (tmp_path / "books.jsonl").write_text(
+        json.dumps({"id": "book-copy", "text": passage}) + "\n"
+        + "".join(json.dumps({"id": f"junk{i}", "text": t}) + "\n" for i, t in enumerate(junk)))
+    (tmp_path / "named.jsonl").write_text("".join(json.dumps({"id": f"named-junk{i}", "text": t}) + "\n"
+                                                  for i, t in enumerate(junk)))
+    (tmp_path / "corpus.yaml").write_text(
+        "output: out\nsources:\n"
+        "  - {name: crawl, paths: [crawl.jsonl]}\n"          # listed first: input order would keep its copy
+        "  - {name: library, paths: [books.jsonl], kind: book}\n"
+        "  - {name: books, paths: [named.jsonl]}\n")        # a name, not a kind: junk must still be dropped
+    assert main(["data", "curate", str(tmp_path / "corpus.yaml")]) == 0
+    kept = {str(r["id"]) for r in iter_documents(tmp_path / "out" / "documents")}
+    assert "book-copy" in kept and "crawl-copy" not in kept
+    assert not {"named-junk0", "named-junk1"} & kept
+    assert {"junk0", "junk1"} <= kept  # the same text under `kind: book` gets book rules, as the config says

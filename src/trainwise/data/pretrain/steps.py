@@ -45,8 +45,10 @@ class Annotate(PipelineStep):
     """Adds ``kind``, ``kind_confidence``, ``kind_evidence``, ``preference_score``, ``explicit_preference``,
     the signals of :func:`density_signals` and (with a fitted scorer) ``dsir_score``.
 
-    ``explicit_preference`` is what the user stated: the source's ``preference`` (``source_preferences``),
-    else the weight of a kind that metadata gave; ``None`` when the kind was read from the text.
+    ``explicit_preference`` is what the user or the data stated: the source's ``preference``
+    (``source_preferences``), else the weight of a kind that metadata gave for certain (``kind:``, a
+    RedPajama/Pile set name, ``arxiv_id``); ``None`` when the kind was read from the text, a URL's domain or
+    a "crawl" source field.
     """
 
     type = "🏷 - ANNOTATE"
@@ -69,8 +71,8 @@ class Annotate(PipelineStep):
                 meta["kind_evidence"] = result.evidence
                 meta["preference_score"] = round(preference_score(result, self.preferences), 4)
                 explicit = self.source_preferences.get(meta.get("source"))
-                if explicit is None and result.evidence.startswith("metadata"):
-                    explicit = self.preferences[result.kind]
+                if explicit is None and result.evidence.startswith("metadata") and result.confidence >= 1.0:
+                    explicit = self.preferences[result.kind]  # kind:, a set name or arxiv_id; not a URL or "crawl"
                 meta["explicit_preference"] = explicit
                 meta.update(density_signals(doc.text))
                 if self.dsir is not None:
