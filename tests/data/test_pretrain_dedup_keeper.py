@@ -167,3 +167,18 @@ def test_explicit_kind_beats_input_order_and_a_name_does_not_turn_filters_off(tm
     assert "book-copy" in kept and "crawl-copy" not in kept
     assert not {"named-junk0", "named-junk1"} & kept
     assert {"junk0", "junk1"} <= kept  # the same text under `kind: book` gets book rules, as the config says
+
+
+@pytest.mark.parametrize("section, message", [
+    ("preferences: {preset: trainwise, weight: {book: 3}}", "unknown preferences option(s) ['weight']"),
+    ("mixture: {budget: 1B, max_epoch: 2}", "unknown mixture option(s) ['max_epoch']"),
+    ("dsir: {targets: [a.jsonl]}", "unknown dsir option(s) ['targets']"),
+])
+def test_misspelt_section_keys_are_refused(tmp_path, section, message):
+    from trainwise.data.pretrain.config import load_config
+
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
+    (tmp_path / "c.yaml").write_text(f"sources:\n  - {{name: a, paths: [a.jsonl]}}\n{section}\n")
+    with pytest.raises(ValueError, match=r"c\.yaml: " + message.replace("[", r"\[").replace("(", r"\(")
+                       .replace(")", r"\)").replace("]", r"\]")):
+        load_config(tmp_path / "c.yaml")

@@ -86,10 +86,12 @@ def _paths(value: Any, base: Path, what: str) -> list[Path]:
     return [(base / v).resolve() if not Path(v).expanduser().is_absolute() else Path(v).expanduser() for v in items]
 
 
-def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def _section(data: Mapping[str, Any], key: str, allowed: set[str] | None = None) -> Mapping[str, Any]:
     value = data.get(key) or {}
     if not isinstance(value, Mapping):
         raise ValueError(f"'{key}' must be a mapping, got {value!r}")
+    if allowed is not None and set(value) - allowed:
+        raise ValueError(f"unknown {key} option(s) {sorted(set(value) - allowed)}; expected some of {sorted(allowed)}")
     return value
 
 
@@ -115,7 +117,8 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
             raise ValueError(f"sources[{i}] needs 'name' and 'paths', got {item!r}")
         extra = set(item) - set(SourceConfig.__dataclass_fields__)
         if extra:
-            raise ValueError(f"sources[{i}] ({item['name']!r}) has unknown keys {sorted(extra)}")
+            raise ValueError(f"sources[{i}] ({item['name']!r}) has unknown keys {sorted(extra)}; "
+                             f"expected some of {sorted(SourceConfig.__dataclass_fields__)}")
         name = str(item["name"])
         if name in seen or not name.replace("-", "_").isidentifier():
             raise ValueError(f"source name {name!r} must be unique and made of letters, digits, '-' or '_'")
@@ -142,9 +145,9 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
     executor = data.get("executor", "local")
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
-    prefs = data.get("preferences") or {}
+    prefs = _section(data, "preferences", {"preset", "weights"})
     weights = preference_weights(prefs.get("preset", "trainwise"), prefs.get("weights"))
-    dsir = data.get("dsir") or {}
+    dsir = _section(data, "dsir", {"target", "num_buckets", "raw_sample_docs"})
     dedup = dict(_section(data, "dedup"))
     enabled = _flag(dedup.pop("enabled", True), "dedup.enabled")
     before_filters = _flag(dedup.pop("before_filters", False), "dedup.before_filters")
@@ -169,7 +172,7 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
         dsir_raw_sample_docs=int(dsir.get("raw_sample_docs", 2_000)),
         dedup_enabled=enabled, dedup_before_filters=before_filters, filters_enabled=filters_enabled,
         dedup=MinHashSettings(**dedup),
-        mixture=dict(data.get("mixture") or {}), raw=dict(data),
+        mixture=dict(_section(data, "mixture", {"budget", "max_epochs"})), raw=dict(data),
     )
 
 
