@@ -87,7 +87,7 @@ def _plan(measure_dir: Path, optimizer: str) -> dict:
             "lr_options": dict(rec.get("lr_options") or {}), "b_crit": plan.get("b_crit", {}).get("value")}
 
 
-def run_setting(name: str, mode: str, out: Path, log) -> dict:
+def run_setting(name: str, mode: str, out: Path, log, measure_lr: float | None = None) -> dict:
     spec = TASKS[name]
     task_name = spec.get("task", name)
     optimizer = spec.get("optimizer") or "adamw"
@@ -102,7 +102,7 @@ def run_setting(name: str, mode: str, out: Path, log) -> dict:
     measure_dir = directory / "measure"
     if not (measure_dir / "measure.json").exists():
         t0 = time.perf_counter()
-        run_measurement(task, steps=MEASURE_STEPS[mode], lr=spec.get("base_lr"), optimizer=optimizer,
+        run_measurement(task, steps=MEASURE_STEPS[mode], lr=measure_lr or spec.get("base_lr"), optimizer=optimizer,
                         out_dir=measure_dir, show_progress=False)
         state["measure_wall_s"] = time.perf_counter() - t0
     if "plan" not in state:
@@ -211,6 +211,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter measurement, narrower LR grid")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ", ".join(TASKS))
     parser.add_argument("--out", default="runs/bench-plan-lr")
+    parser.add_argument("--measure-lr", action="append", default=[], metavar="SETTING=LR",
+                        help="measure a setting at this LR instead of its default (e.g. the LR its critical-batch sweep "
+                        "found best at the measured batch), to separate the rule from a mistuned starting rate")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     mode = "quick" if args.quick else "full"
@@ -223,8 +226,10 @@ def main() -> int:
     unknown = [n for n in names if n not in TASKS]
     if unknown:
         parser.error(f"unknown setting(s) {unknown}; choose from {', '.join(TASKS)}")
+    measure_lrs = {k: float(v) for k, v in (item.split("=", 1) for item in args.measure_lr)}
     for name in names:
-        summary = run_setting(name, mode, out, lambda m: print(m, flush=True))
+        summary = run_setting(name, mode, out, lambda m: print(m, flush=True), measure_lrs.get(name))
+        summary["measure_lr"] = measure_lrs.get(name)
         results[mode][name] = summary
         _write_json(results_path, results)
         print(f"  ({summary['wall_s']:.0f}s)", flush=True)
