@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from trainwise._format import short
 
 __all__ = ["format_plan", "fmt_quantity"]
 
@@ -12,15 +13,8 @@ _PREDICTOR_LABELS = {"b_simple": "B_simple", "b_noise": "B_noise", "b_simple_pre
 
 
 def fmt_quantity(value: Any, digits: int = 3) -> str:
-    """``1.5k``, ``20B``; ``-`` for a missing or non-finite value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, (int, float)):
-        for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-            if abs(value) >= scale:
-                return f"{value / scale:.{digits}g}{suffix}"
-        return f"{value:.{digits}g}"
-    return str(value)
+    """``1.5k``, ``20B``; ``-`` for a missing or non-finite value (:func:`trainwise._format.short`)."""
+    return short(value, digits)
 
 
 _fmt = fmt_quantity

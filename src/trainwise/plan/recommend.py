@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from trainwise import scaling
+from trainwise._format import short as _fmt
 from trainwise.optim.lr_scaling import (
     adam_noise_lr_ratio,
     noise_scale_lr_ratio,
@@ -45,13 +46,6 @@ __all__ = ["make_plan", "choose_b_crit", "recommend_lr"]
 
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _fmt(value: float) -> str:
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 def choose_b_crit(reading: NoiseReading, family: str) -> dict:

@@ -17,6 +17,8 @@ import json
 import math
 from typing import Any
 
+from trainwise._format import short as _short
+
 __all__ = ["tradeoff_chart"]
 
 _W, _H = 640, 300
@@ -56,13 +58,6 @@ def _ticks(lo: float, hi: float) -> list[float]:
     decades = [10.0**k for k in range(first, last + 1)]
     ticks = [d * m for d in decades for m in ((1, 2, 5) if last - first < 3 else (1,))]
     return [t for t in ticks if lo <= t <= hi]
-
-
-def _short(value: float) -> str:
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 def tradeoff_chart(plan: dict, chart_id: str) -> str:

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from trainwise._format import short
 from trainwise.report.chart import tradeoff_chart
 
 __all__ = ["collect_results", "build_report", "write_report"]
@@ -85,10 +86,7 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, bool):
         return "yes" if value else ""
     if isinstance(value, (int, float)):
-        for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-            if abs(value) >= scale:
-                return f"{value / scale:.{digits}g}{suffix}"
-        return f"{value:.{digits}g}"
+        return short(value, digits)
     return html.escape(str(value))
 
 
