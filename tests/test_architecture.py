@@ -38,10 +38,7 @@ RULES: dict[str, tuple[str, ...]] = {
 SHIMS = {"trainwise.sweep.runner", "trainwise.sweep.branched", "trainwise.sweep.noise_hook", "trainwise.sweep.task_file",
          "trainwise.noise.run", "trainwise.optim.compare"}
 #: known violations owned by someone else, to be removed when fixed: (module, imported)
-KNOWN = {
-    # the curation report's plots: switch to trainwise._optional.pyplot (the one lazy-import helper)
-    ("trainwise.data.pretrain.report", "trainwise.report._mpl"),
-}
+KNOWN: set[tuple[str, str]] = set()  # (module, import) pairs allowed for now; none left
 
 
 def _module_name(path: Path, root: Path = SRC) -> str:

@@ -214,7 +214,7 @@ def dedup_accounting(d: dict[str, Any]) -> str:
 
 def _plot_scores(values: dict[str, dict[str, list[float]]], path: Path) -> str | None:
     try:
-        from trainwise.report._mpl import pyplot
+        from trainwise._optional import pyplot
 
         plt = pyplot()
     except ImportError:
