@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+
 import sys
 from pathlib import Path
+
+from trainwise.cli._common import whole
 
 COMMAND = ("data", "curate")
 HELP = "curate a pre-training corpus (kind-aware filters, preference, density, DSIR, verified MinHash dedup)"
@@ -13,7 +15,7 @@ HELP = "curate a pre-training corpus (kind-aware filters, preference, density, D
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="corpus YAML (inputs, filters, preferences, dsir, dedup, mixture)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel processes of datatrove's local executor")
+    parser.add_argument("--workers", type=whole("--workers", 1), default=None, help="parallel processes of datatrove's local executor")
     parser.add_argument("--executor", choices=("local", "ray"), default=None, help="local (default) or a Ray cluster")
     parser.add_argument("--out", default=None, help="output folder (overrides 'output' in the config)")
     parser.add_argument("--dedup-only", action="store_true",
@@ -24,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainwise._io import print_json
     from trainwise.data.pretrain.config import load_config
     from trainwise.data.pretrain.pipeline import EmptyRunError, quiet_datatrove_logs, run_curate
     from trainwise.data.pretrain.report import dedup_accounting
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trainwise: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print_json(report)
         return 0
     print(f"kept {report['documents_kept']} documents in {report['output']}; dropped {report['documents_dropped']}; "
           f"rejected {sum(report['documents_rejected'].values())} malformed records")

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from trainwise.cli._common import positive_float
+
 COMMAND = ("data", "mix")
 HELP = "plan per-source sampling weights and epochs for a token budget (Pile/LLaMA-style epoch caps)"
 
@@ -13,12 +15,13 @@ HELP = "plan per-source sampling weights and epochs for a token budget (Pile/LLa
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="corpus YAML; reads <output>/report.json written by 'trainwise data curate'")
     parser.add_argument("--budget", default=None, help="token budget, e.g. 300B (default: mixture.budget in the config)")
-    parser.add_argument("--max-epochs", type=float, default=None, help="default epoch cap per source (default 4)")
+    parser.add_argument("--max-epochs", type=positive_float("--max-epochs"), default=None, help="default epoch cap per source (default 4)")
     parser.add_argument("--out", default=None, help="where to write the plan (default <output>/mixture.json)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from trainwise._io import print_json, write_json
     from trainwise.data.pretrain.config import load_config
     from trainwise.data.pretrain.mixture import MixtureSource, plan_mixture
 
@@ -58,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     loader = {"budget_tokens": plan.budget_tokens, "documents": documents, "source_field": "metadata.source",
               "kind_field": "metadata.kind (names 'source/kind' are one kind inside a mixed source)",
               "weights": plan.weights(), **plan.to_dict()}
-    out.write_text(json.dumps(loader, indent=2))
+    write_json(out, loader)  # strict JSON: a weight that is not a number is null, never NaN
     if args.json:
-        print(json.dumps(loader, indent=2))
+        print_json(loader)
     elif len(sources) == 1:
         only = plan.sources[0]
         print(f"one source ({only['name']}, {only['available_tokens']:.3g} tokens of one kind): nothing to mix; it gets "

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from trainwise.cli._common import whole
+
 COMMAND = ("data", "stats")
 HELP = "documents, approximate tokens, kinds and mean scores per source and kind of JSONL/Parquet files"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="files or folders of JSONL(.gz) or Parquet documents")
-    parser.add_argument("--limit", type=int, default=None, help="read at most this many documents")
+    parser.add_argument("--limit", type=whole("--limit", 1), default=None, help="read at most this many documents")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
