@@ -6,6 +6,8 @@ import argparse
 import math
 from typing import Any, Sequence
 
+from trainwise._format import short
+
 __all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction"]
 
 
@@ -54,9 +56,9 @@ def fmt(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
         if not math.isfinite(x):
             return "—"
-        if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-            return f"{x:.{digits}g}"
-        return f"{x:,.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}g}"
+        if abs(x) >= 1000:
+            return short(x, digits)  # 1.94k, as the plan and the report print it
+        return f"{x:.{digits}g}"
     return str(x)
 
 
