@@ -346,7 +346,12 @@ def load_many(
     specs: Iterable[str | Path | tuple[str, str | Path]],
     on_error: Literal["raise", "skip"] = "raise",
 ) -> tuple[list[SFTExample], LoadReport]:
-    """Load several files; each spec is a path, ``"name=path"`` or ``(name, path)`` naming its task."""
+    """Load several files; each spec is a path, ``"name=path"`` or ``(name, path)`` naming its task.
+
+    A folder stands for every ``.jsonl``/``.json``/``.jsonl.gz`` file in it (sorted, not recursive), whatever
+    format each one is in (:func:`parse_record` recognises them per record): each file is its own task, named
+    after the file, unless ``NAME=folder`` puts them all in one.
+    """
     report = LoadReport()
     examples: list[SFTExample] = []
     for spec in specs:
@@ -355,5 +360,15 @@ def load_many(
         else:
             text = str(spec)
             name, path = (text.split("=", 1) if "=" in text and not Path(text).exists() else (None, text))
+        if Path(path).is_dir():
+            files = sorted(f for f in Path(path).iterdir() if f.is_file() and f.name.endswith(_FOLDER_SUFFIXES))
+            if not files:
+                raise ValueError(f"folder {str(path)!r} holds no {', '.join(_FOLDER_SUFFIXES)} file")
+            for file in files:
+                examples.extend(load_jsonl(file, task=name, on_error=on_error, report=report))
+            continue
         examples.extend(load_jsonl(path, task=name, on_error=on_error, report=report))
     return examples, report
+
+
+_FOLDER_SUFFIXES = (".jsonl", ".json", ".jsonl.gz")
