@@ -108,7 +108,7 @@ def test_sweep_fits_resumes_and_probes_tuned_runs(tmp_path, monkeypatch):
 
     # a different configuration refuses to reuse the state
     other = SweepConfig(task="linreg", batch_sizes=[2, 8], targets=[0.4], lrs=[0.03], optimizer="sgd")
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match="other settings that change the results"):
         run_sweep(task, other, tmp_path, show_progress=False)
 
 

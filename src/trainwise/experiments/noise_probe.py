@@ -47,4 +47,5 @@ def default_noise_measure(batch_size: int = 64, rounds: int = 16, seed: int = 12
             extract(result, "precond_", out)
         return out
 
+    measure.settings = {"batch_size": batch_size, "rounds": rounds, "seed": seed}  # saved with a sweep's probes
     return measure

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from trainwise._io import strict
 from trainwise.experiments.loop import StepInfo, train
 from trainwise.noise.averaging import Span, noise_window_average, s_min_weighted_mean, step_blocks
 from trainwise.noise.monitor import NoiseScaleMonitor
@@ -234,8 +235,19 @@ def run_sweep(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / STATE_FILE
-    state = load_state(state_path, config)
+    state = load_state(state_path, config, log=log)
     runs: dict[str, RunResult] = {k: RunResult.from_dict(v) for k, v in state["runs"].items()}
+    if noise_measure is not None:  # B_noise probes measured with other settings (--probe-rounds) are measured again
+        settings = strict(getattr(noise_measure, "settings", None))
+        saved = state.get("noise_probe_settings")
+        if saved is not None and settings is not None and saved != settings and state["noise_probes"]:
+            if log:
+                changed = ", ".join(f"{k} {saved.get(k)!r} -> {settings.get(k)!r}"
+                                    for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k))
+                log(f"B_noise probe settings changed ({changed}): measuring the probes again")
+            state["noise_probes"] = {}
+        if settings is not None:
+            state["noise_probe_settings"] = settings
     plan = [(b, lr) for b in config.batch_sizes for lr in config.lrs_for(b, task)]
     todo = [(b, lr) for b, lr in plan if run_key(b, lr) not in runs]
     if log and len(todo) < len(plan):
