@@ -37,8 +37,9 @@ def main(out_path: str, steps: int = 4, per_rank: int = 6, micro: int = 2) -> No
                 (task.loss_fn(model, (xs[part], ys[part])).mean() / micro).backward()
         grads = [p.grad for p in model.parameters()]
         compressed.append(all(torch.equal(g, g.half().float()) for g in grads))
-        records.append(monitor.step(batch_size=per_rank))
+        records.append(monitor.step(batch_size=per_rank))  # a PendingRecord: no host sync here
         optimizer.step()
+    records = [dict(r) for r in records]  # read back (one copy for all steps)
     gathered = [None] * world
     dist.all_gather_object(gathered, records)
     if rank == 0:

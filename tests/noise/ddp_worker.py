@@ -30,8 +30,9 @@ def main(out_path: str, steps: int = 14, per_rank: int = 6) -> None:
         optimizer.zero_grad()
         monitor.prepare_ddp_step()
         task.loss_fn(model, (x[mine].double(), y[mine])).mean().backward()
-        records.append(monitor.step(batch_size=per_rank))
+        records.append(monitor.step(batch_size=per_rank))  # a PendingRecord: no host sync here
         optimizer.step()
+    records = [dict(r) for r in records]  # read back (one copy for all steps)
     gathered = [None] * world
     dist.all_gather_object(gathered, records)
     if rank == 0:

@@ -9,6 +9,7 @@ controller; ``docs/formats.md``). :class:`JsonlSink` appends it as one JSON line
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
@@ -84,9 +85,10 @@ class Sinks:
             sinks.append(TensorBoardSink(None if tensorboard is True else tensorboard))
         return cls(sinks, enabled)
 
-    def write(self, record: dict | None) -> None:
-        if record is None or not self.enabled:
+    def write(self, record: Mapping | None) -> None:
+        if record is None or not self.enabled or not self.sinks:
             return
+        record = dict(record)  # a monitor's PendingRecord is read back here
         for sink in self.sinks:
             sink.write(record)
 
