@@ -13,6 +13,19 @@ r"""Lightning: measure the noise scale and grow the batch through gradient accum
   step has exactly ``k`` micro-batches. The micro-batch (the dataloader's batch) never changes, so
   memory stays flat.
 
+Several processes (measure and recommend; the batch changes only in one process):
+
+- ``strategy="ddp"``: the ``ddp`` source on Lightning's DDP wrapper (per-replica batch before DDP's all-reduce,
+  global batch after it); every rank gets the same records, rank 0 writes the log.
+- FSDP2 through ``ModelParallelStrategy`` (``fully_shard`` in ``configure_model``): ``per_example`` or
+  ``accumulation`` on the sharded module, records of the global batch (``docs/sharded.md``).
+- ``strategy="fsdp"`` is FSDP1 (flat parameters; Lightning allows it on CUDA only), which the noise sources
+  cannot read: refused at ``on_fit_start`` with a message pointing to ``ModelParallelStrategy``.
+
+Metrics: ``b_simple``, ``noise_grad_sq_norm``, ``noise_trace_sigma`` go through ``pl_module.log`` (every
+logger gets them) on the steps where Lightning writes its logs (``log_every_n_steps``), so the monitor's
+numbers are read back from the device then and not on every step.
+
 State: ``state_dict``/``load_state_dict`` (Lightning stores it in the checkpoint).
 """
 
@@ -25,6 +38,7 @@ from typing import Any
 from trainwise._optional import require
 from trainwise.adapt.controller import BatchPlan, BatchSizeController
 from trainwise.integrations.logging import Sinks
+from trainwise.noise._sharding import ShardingUnsupported
 from trainwise.noise.monitor import NoiseScaleMonitor
 from trainwise.optim.lr_scaling import scale_lr_for_next_step
 
@@ -44,6 +58,20 @@ def _first_dim(batch: Any) -> int:
     if isinstance(batch, (list, tuple)) and batch:
         return _first_dim(batch[0])
     raise ValueError(f"cannot read the batch size of a {type(batch).__name__}; pass batch_size_fn=")
+
+
+class _ListSink:
+    """Keeps the records the monitor read back (``callback.records``), on every rank."""
+
+    def __init__(self, records: list):
+        self.records = records
+
+    def write(self, record: dict) -> None:
+        if record.get("kind") == "step":
+            self.records.append(record)
+
+    def close(self) -> None:
+        pass
 
 
 class AdaptiveBatchCallback(Callback):
@@ -77,23 +105,39 @@ class AdaptiveBatchCallback(Callback):
         self._pending: int | None = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
         accumulation = int(trainer.accumulate_grad_batches)
-        if trainer.world_size > 1:
-            raise NotImplementedError(f"AdaptiveBatchCallback measures in one process; world_size={trainer.world_size}")
+        wrapped = trainer.strategy.model
+        ddp = isinstance(wrapped, DistributedDataParallel)
+        if trainer.world_size > 1 and self.controller is not None:
+            raise NotImplementedError(f"AdaptiveBatchCallback changes the batch in one process only (world_size="
+                                      f"{trainer.world_size}); pass controller=None to measure and recommend")
+        if type(wrapped).__name__ == "FullyShardedDataParallel":
+            raise ShardingUnsupported(
+                "trainwise noise scale: Lightning's strategy='fsdp' wraps the model in FSDP1 (flat parameters), "
+                "which is not supported; use lightning's ModelParallelStrategy with fully_shard in "
+                "configure_model (FSDP2), or strategy='ddp' (see docs/sharded.md)")
         if self.controller is not None and accumulation < 2:
             raise ValueError("AdaptiveBatchCallback with a controller needs Trainer(accumulate_grad_batches >= 2) "
                              f"so every step is measured; got {accumulation}")
-        source = "accumulation" if accumulation >= 2 else "per_example"
+        source = "ddp" if ddp and trainer.world_size > 1 else "accumulation" if accumulation >= 2 else "per_example"
         log_dir = Path(self.log_dir or trainer.default_root_dir)
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        self.monitor = NoiseScaleMonitor(pl_module, source=source, optimizer=optimizer, ema_steps=self.ema_steps,
-                                         tokens_per_example=self.tokens_per_example, keep_history=False,
-                                         log_path=log_dir / "noise.jsonl",
-                                         meta={"integration": "lightning", "accumulate_grad_batches": accumulation})
+        tensorboard = log_dir / "tb" if self.tensorboard is True else self.tensorboard
+        # the monitor writes its records to the JSONL log and TensorBoard when it reads them back (rank 0)
+        sinks = Sinks.from_options(jsonl=log_dir / "noise.jsonl", tensorboard=tensorboard,
+                                   enabled=trainer.is_global_zero)
+        self._records_sink = _ListSink(self.records)
+        sinks.sinks.append(self._records_sink)
+        self.monitor = NoiseScaleMonitor(wrapped if source == "ddp" else pl_module, source=source, optimizer=optimizer,
+                                         ema_steps=self.ema_steps, tokens_per_example=self.tokens_per_example,
+                                         keep_history=False, sink=sinks,
+                                         meta={"integration": "lightning", "accumulate_grad_batches": accumulation,
+                                               "world_size": trainer.world_size})
         if self.controller is not None and self.controller.log_path is None:
             self.controller.log_path = log_dir / "adapt.jsonl"
-        tensorboard = log_dir / "tb" if self.tensorboard is True else self.tensorboard
-        self._sinks = Sinks.from_options(tensorboard=tensorboard)
+        self._sinks = Sinks.from_options(tensorboard=tensorboard) if self.controller is not None else Sinks()
         if self._saved_state is not None:
             self._load(self._saved_state)
             self._saved_state = None
@@ -119,10 +163,8 @@ class AdaptiveBatchCallback(Callback):
         monitor = self.monitor
         if monitor is None:
             return
-        record = monitor.step(lr=float(optimizer.param_groups[0]["lr"]))
-        if record is not None:
-            self.records.append(record)
-            self._sinks.write(record)
+        batch_size = self._micro * int(trainer.accumulate_grad_batches) if monitor.source == "ddp" else None
+        monitor.step(batch_size=batch_size, lr=float(optimizer.param_groups[0]["lr"]))
         if self.controller is None:
             return
         decision = self.controller.update(monitor, step=trainer.global_step + 1)
@@ -135,6 +177,13 @@ class AdaptiveBatchCallback(Callback):
         scale_lr_for_next_step(optimizer, self.controller.lr_factor(batch_size=actual))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        monitor = self.monitor
+        connector = getattr(trainer, "_logger_connector", None)
+        if monitor is not None and monitor.steps and getattr(connector, "should_update_logs", True):
+            b_simple = monitor.b_simple  # reads the pending steps back: only on the steps Lightning logs
+            if not math.isnan(b_simple):
+                pl_module.log_dict({"b_simple": b_simple, "noise_grad_sq_norm": monitor.grad_sq_norm,
+                                    "noise_trace_sigma": monitor.trace_sigma}, on_step=True, on_epoch=False)
         if self._pending is None:
             return
         done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
@@ -146,6 +195,7 @@ class AdaptiveBatchCallback(Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if self.monitor is not None:
             self.monitor.close()
+            self.monitor.sink.close()
         self._sinks.close()
 
     def state_dict(self) -> dict:

@@ -92,6 +92,10 @@ class Sinks:
         for sink in self.sinks:
             sink.write(record)
 
+    def has_content(self) -> bool:
+        """Whether a sink's file already holds something (a resumed monitor then writes no second meta line)."""
+        return any(callable(getattr(sink, "has_content", None)) and sink.has_content() for sink in self.sinks)
+
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
