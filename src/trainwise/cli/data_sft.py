@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from trainwise.cli._common import bounded_float, positive_float, whole
 
 COMMAND = ("data", "sft")
 HELP = "clean, decontaminate and select a diverse subset of an instruction (SFT) set; report per reason and task"
@@ -14,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "NAME= names the task (default: the file name)")
     parser.add_argument("--eval", action="append", default=[], metavar="FILE",
                         help="evaluation set(s) to decontaminate against (repeatable)")
-    parser.add_argument("--k", type=int, default=None, help="size of the selected subset (default: keep all cleaned)")
+    parser.add_argument("--k", type=whole("--k", 1), default=None, help="size of the selected subset (default: keep all cleaned)")
     parser.add_argument("--select", choices=["auto", "facility", "kmedoids", "kcenter", "deita", "random"], default="auto",
                         help="auto: facility up to 15,000 cleaned examples, else kmedoids; facility: greedy facility location, lowest mean distance to the selection; kmedoids: faster "
                              "proxy; kcenter: farthest-first (lowest worst-case distance); "
@@ -22,60 +25,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-task", action=argparse.BooleanOptionalAction, default=True,
                         help="split --k over the tasks by the --mix rates and select within each task (default; the mix "
                              "is then applied once, in the selection)")
-    parser.add_argument("--deita-threshold", type=float, default=0.9, help="Deita: max cosine similarity to admitted examples")
+    parser.add_argument("--deita-threshold", type=bounded_float("--deita-threshold", 0, 1, low_open=True), default=0.9, help="Deita: max cosine similarity to admitted examples")
     parser.add_argument("--embed", choices=["auto", "minilm", "tfidf"], default="auto",
                         help="auto: packaged MiniLM when installed (extra [embed]), else hashed TF-IDF")
-    parser.add_argument("--clusters", type=int, default=None, help="k-means clusters for coverage (default sqrt(N/2), ≤ 50)")
+    parser.add_argument("--clusters", type=whole("--clusters", 1), default=None, help="k-means clusters for coverage (default sqrt(N/2), ≤ 50)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="write selected.jsonl, cleaned.jsonl, dropped.jsonl, scores.jsonl (heuristic scores per "
                              "cleaned example), report.json, report.md")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines and report them instead of stopping")
     group = parser.add_argument_group("cleaning")
-    group.add_argument("--min-prompt-words", type=int, default=1)
-    group.add_argument("--max-prompt-words", type=int, default=4096)
-    group.add_argument("--min-response-words", type=int, default=1)
-    group.add_argument("--max-response-words", type=int, default=4096)
+    group.add_argument("--min-prompt-words", type=whole("--min-prompt-words", 0), default=1)
+    group.add_argument("--max-prompt-words", type=whole("--max-prompt-words", 1), default=4096)
+    group.add_argument("--min-response-words", type=whole("--min-response-words", 0), default=1)
+    group.add_argument("--max-response-words", type=whole("--max-response-words", 1), default=4096)
     group.add_argument("--keep-truncated", action="store_true", help="do not drop answers that look cut off")
-    group.add_argument("--min-quality", type=float, default=0.2, help="drop examples whose heuristic quality is below this (0: off)")
+    group.add_argument("--min-quality", type=bounded_float("--min-quality", 0, 1), default=0.2, help="drop examples whose heuristic quality is below this (0: off)")
     group.add_argument("--no-quality-floor", action="store_true",
                        help="keep refusals, short answers to open-ended requests and unrelated answers")
-    group.add_argument("--near-threshold", type=float, default=0.75, help="word (or --near-unit char) Jaccard of near-duplicate prompts")
+    group.add_argument("--near-threshold", type=bounded_float("--near-threshold", 0, 1, low_open=True), default=0.75, help="word (or --near-unit char) Jaccard of near-duplicate prompts")
     group.add_argument("--near-unit", choices=["word", "char"], default="word", help="word sets (default) or character 5-grams")
     group.add_argument("--no-near-guard", action="store_true",
                        help="also merge prompts whose differing words are numbers, comparisons or negations")
     group.add_argument("--no-near-dedup", action="store_true")
-    group.add_argument("--decontam-ngram", type=int, default=5, help="n of the number-masked word n-grams")
-    group.add_argument("--decontam-overlap", type=float, default=0.5,
+    group.add_argument("--decontam-ngram", type=whole("--decontam-ngram", 1), default=5, help="n of the number-masked word n-grams")
+    group.add_argument("--decontam-overlap", type=bounded_float("--decontam-overlap", 0, 1, low_open=True), default=0.5,
                        help="flag when this fraction of an eval item's n-grams occurs in a training prompt")
     group.add_argument("--decontam-embed", choices=["tfidf", "minilm", "none"], default="tfidf",
                        help="similarity pass for pairs sharing --decontam-gate of the n-grams (minilm: extra [embed])")
-    group.add_argument("--decontam-gate", type=float, default=0.15, help="n-gram overlap a pair needs before the similarity pass")
-    group.add_argument("--decontam-similarity", type=float, default=0.65, help="cosine that flags a gated pair")
+    group.add_argument("--decontam-gate", type=bounded_float("--decontam-gate", 0, 1), default=0.15, help="n-gram overlap a pair needs before the similarity pass")
+    group.add_argument("--decontam-similarity", type=bounded_float("--decontam-similarity", 0, 1, low_open=True), default=0.65, help="cosine that flags a gated pair")
     group.add_argument("--decontam-fields", choices=["prompt", "both"], default="prompt",
                        help="compare eval items with training prompts, or with prompt + response")
     group = parser.add_argument_group("IFD (instruction-following difficulty) with your own causal LM")
     group.add_argument("--ifd-model", default=None, metavar="DIR",
                        help="local Hugging Face causal LM directory (extra [hf]; nothing is downloaded)")
-    group.add_argument("--ifd-max-length", type=int, default=None, help="context length (default: the model's)")
-    group.add_argument("--ifd-batch-size", type=int, default=8)
-    group.add_argument("--max-ifd", type=float, default=None, help="drop examples whose IFD is above this (Cherry LLM: 1.0)")
+    group.add_argument("--ifd-max-length", type=whole("--ifd-max-length", 2), default=None, help="context length (default: the model's)")
+    group.add_argument("--ifd-batch-size", type=whole("--ifd-batch-size", 1), default=8)
+    group.add_argument("--max-ifd", type=positive_float("--max-ifd"), default=None, help="drop examples whose IFD is above this (Cherry LLM: 1.0)")
     group.add_argument("--device", default="cpu", help="device for the IFD model and MiniLM")
     group = parser.add_argument_group("task mix (T5)")
     group.add_argument("--mix", choices=["proportional", "temperature", "equal"], default="temperature")
-    group.add_argument("--temperature", type=float, default=2.0, help="T for --mix temperature: r ∝ min(e, K)^(1/T)")
-    group.add_argument("--cap", type=float, default=None, help="K: examples-proportional cap")
+    group.add_argument("--temperature", type=positive_float("--temperature"), default=2.0, help="T for --mix temperature: r ∝ min(e, K)^(1/T)")
+    group.add_argument("--cap", type=positive_float("--cap"), default=None, help="K: examples-proportional cap")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no stage/progress lines on stderr")
 
 
-def _eval_items(paths: list[str], skip_bad: bool) -> tuple[list[str], list[str]]:
-    from trainwise.data.sft.loaders import load_jsonl
+def _eval_items(paths: list[str], skip_bad: bool, skipped: list) -> tuple[list[str], list[str]]:
+    """The evaluation items' texts and sources; with ``skip_bad`` their bad lines join ``skipped`` (listed, so
+    decontamination never shrinks unseen)."""
+    from trainwise.data.sft.loaders import LoadReport, load_jsonl
 
     texts: list[str] = []
     sources: list[str] = []
     for path in paths:
-        for example in load_jsonl(path, on_error="skip" if skip_bad else "raise"):
+        report = LoadReport()
+        examples = load_jsonl(path, on_error="skip" if skip_bad else "raise", report=report)
+        skipped.extend(report.skipped)
+        for example in examples:
             texts.append(example.instruction)
             sources.append(example.source)
     return texts, sources
@@ -89,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
     from trainwise.data.sft.loaders import load_many
     from trainwise.data.sft.report import curate, render_markdown
 
-    if args.k is not None and args.k < 1:
-        raise ValueError(f"--k must be >= 1, got {args.k}")
     examples, load_report = load_many(args.inputs, on_error="skip" if args.skip_bad_lines else "raise")
     if not examples:
         reasons = "; ".join(f"{bad.path}:{bad.line}: {bad.problem}" for bad in load_report.skipped[:3])
@@ -129,7 +135,12 @@ def run(args: argparse.Namespace) -> int:
             return ifd_scores(model, encode, prompts, responses, max_length=max_length, bos_token_id=bos,
                               batch_size=args.ifd_batch_size, device=args.device).ifd
 
-    eval_texts, eval_sources = _eval_items(args.eval, args.skip_bad_lines) if args.eval else (None, None)
+    eval_texts, eval_sources = _eval_items(args.eval, args.skip_bad_lines, load_report.skipped) if args.eval else (None, None)
+    for bad in load_report.skipped[:20]:  # every skipped line is in report.json; the first ones here
+        print(f"trainwise: warning: skipped {bad.path}:{bad.line}: {bad.problem}", file=sys.stderr)
+    if len(load_report.skipped) > 20:
+        print(f"trainwise: warning: skipped {len(load_report.skipped) - 20} more lines (all listed in the report)",
+              file=sys.stderr)
     result = curate(
         examples, load_report=load_report, eval_texts=eval_texts, eval_sources=eval_sources, config=config, k=args.k, selector=args.select,
         deita_threshold=args.deita_threshold, embed_backend=args.embed, clusters=args.clusters, mix_mode=args.mix,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -306,24 +307,35 @@ def load_jsonl(
     task_name = task if task is not None else stem
     examples: list[SFTExample] = []
     opener = gzip.open if path.suffix == ".gz" else open
-    # utf-8-sig: a byte-order mark on the first line is not a JSON error
-    with opener(path, "rt", encoding="utf-8-sig", errors="strict") as handle:
+    # bytes, decoded line by line: a bad byte names its own line (a text stream decodes 8 KB chunks ahead and
+    # fails on an earlier line), and with on_error="skip" only that line is skipped
+    with opener(path, "rb") as handle:
         line_number = 0
         while True:
             line_number += 1
             try:
-                line = handle.readline()
-            except UnicodeDecodeError as exc:
-                raise SFTFormatError(str(path), line_number, f"not valid UTF-8 ({exc.reason})") from None
-            if not line:
+                raw = handle.readline()
+            except EOFError:
+                raise SFTFormatError(str(path), line_number, "the compressed file ends early (truncated .gz?)") from None
+            except (gzip.BadGzipFile, zlib.error) as exc:
+                raise SFTFormatError(str(path), line_number, f"not a readable gzip file ({exc})") from None
+            if not raw:
                 break
-            if not line.strip():
-                continue
+            if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark is not a JSON error
+                raw = raw[3:]
             try:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise SFTFormatError(str(path), line_number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                if not line.strip():
+                    continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise SFTFormatError(str(path), line_number, f"invalid JSON at column {exc.colno}: {exc.msg}: {line.strip()[:80]!r}") from None
+                except RecursionError:
+                    raise SFTFormatError(str(path), line_number, "JSON nested too deeply") from None
                 example = parse_record(record, str(path), line_number, task="default" if task is None else task)
                 if task is None and example.task == "default":
                     example.task = task_name
