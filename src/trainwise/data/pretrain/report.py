@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
+import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,31 +21,117 @@ _SCORES = ("preference_score", "density_score", "dsir_score", "compression_ratio
 _EXAMPLES_PER_REASON = 3
 
 
-def iter_documents(folder: Path) -> Iterator[dict[str, Any]]:
-    """Rows (``text``, ``id``, ``metadata``) of a JSONL(.gz)/Parquet file or of every such file under a folder."""
+def iter_documents(folder: Path, skipped: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows (``text``, ``id``, ``metadata``) of a JSONL(.gz)/Parquet file or of every such file under a folder.
+
+    A record that is not a document (bad JSON or UTF-8, not an object, no string ``text``, ``metadata`` not an
+    object) raises ``ValueError`` naming ``file:line``; with a ``skipped`` list it is appended there as
+    ``"file:line: why"`` instead and the reading goes on (never counted as an empty document).
+    """
     folder = Path(folder)
+
+    def bad(where: str, why: str) -> None:
+        if skipped is None:
+            raise ValueError(f"{where}: {why}")
+        skipped.append(f"{where}: {why}")
+
     for path in [folder] if folder.is_file() else sorted(folder.rglob("*")):
         name = path.name
         if name.endswith((".jsonl", ".jsonl.gz")):
             opener = gzip.open if name.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
+            with opener(path, "rb") as f:
+                line_number = 0
+                while True:
+                    line_number += 1
+                    where = f"{path}:{line_number}"
+                    try:
+                        raw = f.readline()
+                    except EOFError:
+                        raise ValueError(f"{where}: the compressed file ends early (truncated .gz?)") from None
+                    except (gzip.BadGzipFile, zlib.error) as exc:
+                        raise ValueError(f"{where}: not a readable gzip file ({exc})") from None
+                    if not raw:
+                        break
+                    try:
+                        line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+                    except UnicodeDecodeError as exc:
+                        bad(where, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                        continue
+                    if not line.strip():
+                        continue
+                    try:
                         row = json.loads(line)
-                        if "metadata" not in row:  # expanded metadata
-                            row = {"text": row.pop("text", ""), "id": row.pop("id", None), "metadata": row}
-                        yield row
+                    except json.JSONDecodeError as exc:
+                        bad(where, f"invalid JSON at column {exc.colno}: {exc.msg}")
+                        continue
+                    except RecursionError:
+                        bad(where, "JSON nested too deeply")
+                        continue
+                    if not isinstance(row, dict):
+                        bad(where, f"expected a JSON object, got {type(row).__name__}")
+                        continue
+                    if "metadata" not in row:  # expanded metadata
+                        row = {"text": row.pop("text", None), "id": row.pop("id", None), "metadata": row}
+                    if not isinstance(row.get("text"), str):
+                        bad(where, "no 'text' field" if row.get("text") is None
+                            else f"'text' is a {type(row['text']).__name__}, not a string")
+                        continue
+                    if not isinstance(row["metadata"], dict):
+                        bad(where, f"'metadata' is a {type(row['metadata']).__name__}, not an object")
+                        continue
+                    problem = _metadata_problem(row["metadata"])
+                    if problem:
+                        bad(where, problem)
+                        continue
+                    yield row
         elif name.endswith(".parquet"):
+            from trainwise._optional import require
+
+            require("pyarrow", extra="data", purpose="reading Parquet")
             import pyarrow.parquet as pq
 
-            for row in pq.read_table(path).to_pylist():
-                text, doc_id = row.pop("text", ""), row.pop("id", None)
+            try:
+                table = pq.read_table(path)
+            except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError: a damaged or non-Parquet file
+                raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
+            for number, row in enumerate(table.to_pylist(), start=1):
+                where = f"{path}:row {number}"
+                text, doc_id = row.pop("text", None), row.pop("id", None)
+                if not isinstance(text, str):
+                    bad(where, "no 'text' field" if text is None else f"'text' is a {type(text).__name__}, not a string")
+                    continue
                 if "metadata_json" in row:  # our Parquet output: attribute columns + the rest as JSON
-                    meta = json.loads(row.pop("metadata_json") or "{}")
+                    try:
+                        meta = json.loads(row.pop("metadata_json") or "{}")
+                    except (json.JSONDecodeError, TypeError) as exc:
+                        bad(where, f"'metadata_json' is not JSON ({exc})")
+                        continue
+                    if not isinstance(meta, dict):
+                        bad(where, "'metadata_json' is not a JSON object")
+                        continue
                     meta.update({k: v for k, v in row.items() if v is not None})
                 else:  # any other Parquet file: a metadata struct or plain columns
                     meta = row.pop("metadata", None) or row
-                yield {"text": text or "", "id": doc_id, "metadata": meta}
+                    if not isinstance(meta, dict):
+                        bad(where, f"'metadata' is a {type(meta).__name__}, not an object")
+                        continue
+                problem = _metadata_problem(meta)
+                if problem:
+                    bad(where, problem)
+                    continue
+                yield {"text": text, "id": doc_id, "metadata": meta}
+
+
+def _metadata_problem(meta: dict[str, Any]) -> str | None:
+    """Why the fields a summary groups and counts by (``source``, ``kind``, ``approx_tokens``) are unusable."""
+    for key in ("source", "kind"):
+        if key in meta and not isinstance(meta[key], str):
+            return f"metadata {key!r} is {meta[key]!r}, not a string"
+    tokens = meta.get("approx_tokens")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, (int, float))
+                               or not math.isfinite(tokens) or tokens < 0):
+        return f"metadata 'approx_tokens' is {tokens!r}, not a token count"
+    return None
 
 
 def summarize_documents(rows: Iterator[dict[str, Any]]) -> dict[str, Any]:
