@@ -20,6 +20,7 @@ mixture: {budget: 300B, max_epochs: 4.0}
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -95,6 +96,65 @@ def _section(data: Mapping[str, Any], key: str, allowed: set[str] | None = None)
     return value
 
 
+def _whole(value: Any, key: str, low: int = 1) -> int:
+    """A whole number ``>= low`` (``1.5``, ``"x"``, ``null`` or ``true`` refused, naming the key)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{key} must be a whole number >= {low}, got {value!r}")
+    return value
+
+
+def _number_or_none(value: Any, key: str, positive: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
+            or (positive and value == 0):
+        raise ValueError(f"{key} must be a finite number {'> 0' if positive else '>= 0'} or null, got {value!r}")
+    return value
+
+
+#: datatrove filter classes whose keyword arguments the ``filters`` sections pass on
+_FILTER_CLASSES = {"gopher_quality": "GopherQualityFilter", "gopher_quality_relaxed": "GopherQualityFilter",
+                   "gopher_repetition": "GopherRepetitionFilter", "gopher_repetition_relaxed": "GopherRepetitionFilter",
+                   "c4": "C4QualityFilter", "fineweb": "FineWebQualityFilter"}
+
+
+def _check_filters(filters: Mapping[str, Any]) -> None:
+    """Each rule's section is a mapping of that datatrove filter's keyword arguments with non-negative numbers
+    (``min_doc_words: -5`` and a misspelt key refused here, not deep in the pipeline)."""
+    import inspect
+
+    defaults = FilterConfig()
+    for section, value in filters.items():
+        if section in _FILTER_CLASSES:
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ValueError(f"filters.{section} must be a mapping of options, got {value!r}")
+            known = set(getattr(defaults, section))
+            if not known or set(value) - known:
+                require("datatrove", extra="data", purpose="quality filters")
+                import datatrove.pipeline.filters as datatrove_filters
+
+                cls = getattr(datatrove_filters, _FILTER_CLASSES[section])
+                known |= set(inspect.signature(cls.__init__).parameters) - {"self", "exclusion_writer", "language"}
+            unknown = sorted(set(map(str, value)) - known)
+            if unknown:
+                raise ValueError(f"unknown filters.{section} option(s) {unknown}; expected some of {sorted(known)}")
+            for key, number in value.items():
+                if isinstance(number, (list, tuple)):
+                    continue  # n-gram tables such as top_n_grams: datatrove checks their shape
+                if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))
+                                           or not math.isfinite(number) or number < 0):
+                    raise ValueError(f"filters.{section}.{key} must be a number >= 0 (or null), got {number!r}")
+        elif section == "min_words":
+            _whole(value, "filters.min_words", 0)
+        elif section == "kind_rules":
+            if not isinstance(value, Mapping) or not all(isinstance(v, (list, tuple)) for v in value.values()):
+                raise ValueError(f"filters.kind_rules must map kinds to lists of rules, got {value!r}")
+        elif section == "language" and not isinstance(value, str):
+            raise ValueError(f"filters.language must be a language code, got {value!r}")
+
+
 def _flag(value: Any, key: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{key} must be true or false, got {value!r}")
@@ -110,6 +170,8 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
         raise ValueError(f"unknown config keys {sorted(unknown)}; expected some of {sorted(_TOP_KEYS)}")
     if "sources" not in data or not data["sources"]:
         raise ValueError("the config needs a non-empty 'sources' list")
+    if not isinstance(data["sources"], list):
+        raise ValueError(f"'sources' must be a list of sources, got {data['sources']!r}")
     sources = []
     seen = set()
     for i, item in enumerate(data["sources"]):
@@ -133,6 +195,12 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
         kind = item.get("kind")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"source {name!r}: unknown kind {kind!r}; expected one of {KINDS}")
+        for key in ("text_key", "id_key"):
+            if key in item and not isinstance(item[key], str):
+                raise ValueError(f"sources[{i}] ({name!r}): {key} must be a field name, got {item[key]!r}")
+        if item.get("text_mode", "file") not in ("file", "paragraph"):
+            raise ValueError(f"sources[{i}] ({name!r}): text_mode must be 'file' or 'paragraph', got {item['text_mode']!r}")
+        _number_or_none(item.get("max_epochs"), f"sources[{i}] ({name!r}): max_epochs", positive=True)
         sources.append(SourceConfig(
             name=name, paths=_paths(item["paths"], base, f"sources[{i}].paths"), format=fmt, kind=kind,
             text_key=item.get("text_key", "text"), id_key=item.get("id_key", "id"),
@@ -159,19 +227,31 @@ def config_from_dict(data: Mapping[str, Any], base: Path) -> CorpusConfig:
     filters_enabled = _flag(filters.pop("enabled", True), "filters.enabled")
     if "language" in data:
         filters.setdefault("language", data["language"])
-    workers = int(data.get("workers", 1))
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    _check_filters(filters)
+    workers = _whole(data.get("workers", 1), "workers")
+    if data.get("tasks") is not None:
+        _whole(data["tasks"], "tasks")
+    for key in ("n_grams", "bands", "rows"):
+        if key in dedup:
+            _whole(dedup[key], f"dedup.{key}")
+    if "seed" in dedup:
+        _whole(dedup["seed"], "dedup.seed", 0)
+    if "threshold" in dedup and _number_or_none(dedup["threshold"], "dedup.threshold", positive=True) is None:
+        raise ValueError("dedup.threshold must be a number in (0, 1], got None")
+    for key in ("language", "tokenizer"):
+        if key in dedup and not isinstance(dedup[key], str):
+            raise ValueError(f"dedup.{key} must be a string, got {dedup[key]!r}")
+    minhash = MinHashSettings(**dedup)
     return CorpusConfig(
         output=_paths(data.get("output", "curated"), base, "output")[0],
         sources=sources, output_format=output_format, workers=workers,
         tasks=data.get("tasks"), executor=executor, preferences=weights,
         filters=FilterConfig.from_dict(filters),
         dsir_target=_paths(dsir["target"], base, "dsir.target") if dsir.get("target") else [],
-        dsir_num_buckets=int(dsir.get("num_buckets", 10_000)),
-        dsir_raw_sample_docs=int(dsir.get("raw_sample_docs", 2_000)),
+        dsir_num_buckets=_whole(dsir.get("num_buckets", 10_000), "dsir.num_buckets"),
+        dsir_raw_sample_docs=_whole(dsir.get("raw_sample_docs", 2_000), "dsir.raw_sample_docs"),
         dedup_enabled=enabled, dedup_before_filters=before_filters, filters_enabled=filters_enabled,
-        dedup=MinHashSettings(**dedup),
+        dedup=minhash,
         mixture=dict(_section(data, "mixture", {"budget", "max_epochs"})), raw=dict(data),
     )
 
@@ -182,11 +262,13 @@ def load_config(path: str | Path) -> CorpusConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         try:
             data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         return config_from_dict(data or {}, path.resolve().parent)
     except ValueError as exc:  # one line that names the file
