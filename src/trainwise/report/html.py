@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from trainwise._format import short
 from trainwise.report.chart import tradeoff_chart
+from trainwise.report.schema import SHAPES, check
 
 __all__ = ["collect_results", "build_report", "write_report"]
 
@@ -61,12 +62,17 @@ def collect_results(paths: Iterable[str | Path]) -> list[dict]:
             raise ValueError(f"{str(path)!r} holds none of {', '.join(_KNOWN)}")
         for file in files:
             try:
-                data = json.loads(file.read_text())
+                data = json.loads(file.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{str(file)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            except RecursionError:
+                raise ValueError(f"{str(file)!r}: JSON nested too deeply") from None
             kind = _kind(file, data)
             if kind is None:
                 raise ValueError(f"{str(file)!r} is not a measure, plan, sweep or branched result")
+            check(data, SHAPES[kind], str(file))  # a damaged file: one line naming the field, not a KeyError later
             found.append({"kind": kind, "path": file, "data": data})
     order = {"measure": 0, "plan": 1, "sweep": 2, "branched": 3}
     unique = {r["path"].resolve(): r for r in reversed(found)}  # a file reached twice (a folder and its parent) once
