@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from trainwise._format import short
 
-__all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction"]
+__all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction", "bounded_float"]
 
 
 def whole(name: str, low: int = 1):
@@ -46,6 +46,29 @@ def fraction(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be a number between 0 and 1, got {text!r}") from None
         if not 0.0 < value < 1.0:
             raise argparse.ArgumentTypeError(f"{name} must be between 0 and 1 (exclusive), got {text!r}")
+        return value
+    return parse
+
+
+def bounded_float(name: str, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a finite number in ``[low, high]`` (``(`` / ``)`` where ``low_open`` / ``high_open``).
+
+    >>> bounded_float("--near-threshold", 0, 1, low_open=True)("0.75")
+    0.75
+    """
+    span = (f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" if math.isfinite(high)
+            else f"{'>' if low_open else '>='} {low:g}")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = (math.isfinite(value) and (value > low if low_open else value >= low)
+              and (value < high if high_open else value <= high))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number {'in ' if math.isfinite(high) else ''}"
+                                             f"{span}, got {text!r}")
         return value
     return parse
 

