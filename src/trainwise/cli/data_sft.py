@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from trainwise._io import dumps, write_json
     from trainwise.data.sft.clean import CleanConfig
     from trainwise.data.sft.loaders import load_many
     from trainwise.data.sft.report import curate, render_markdown
@@ -164,10 +165,10 @@ def run(args: argparse.Namespace) -> int:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         report["files"] = {name: str(out / name) for name in
                            ("selected.jsonl", "cleaned.jsonl", "dropped.jsonl", "scores.jsonl", "report.json", "report.md")}
-        (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_json(out / "report.json", report, indent=2)  # strict JSON: null, never NaN
         (out / "report.md").write_text(markdown, encoding="utf-8")
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print(dumps(report, indent=2))
     else:
         print(markdown, end="")
         if args.out:
