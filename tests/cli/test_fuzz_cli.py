@@ -25,14 +25,23 @@ numbers = st.one_of(st.integers(-10**6, 10**12).map(str), st.floats(allow_nan=Tr
                     st.sampled_from(["0", "-1", "nan", "inf", "1e400", "20 parsecs", "", "3.5M tokens", "12k", "x"]))
 
 
-def _run(argv, capsys) -> tuple[int, str]:
+def _run(argv, capsys, want_out: bool = False):
+    """``(exit code, stderr)``, or ``(exit code, stderr, stdout)`` with ``want_out``."""
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse: names the option in its own message
         code = exc.code
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert "Traceback" not in err and "internal error" not in err, (argv, err)
-    return code, err
+    return (code, err, captured.out) if want_out else (code, err)
+
+
+def strict_json(text: str):
+    """Parse ``text`` as strict JSON: ``NaN``/``Infinity`` fail."""
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +126,13 @@ def test_plan_from_damaged_files(tmp_path_factory, capsys, which, seed):
         text = json.dumps(_measure_json() if which == "measure.json" else _sweep_json())
     path = folder / which
     path.write_text(_damage(text, rng), encoding="utf-8", errors="surrogateescape")
-    code, err = _run(["plan", "--from", str(path), "--tokens", "1B", "--seq-len", "64", "--json"], capsys)
-    out = capsys.readouterr().out
+    code, err, out = _run(["plan", "--from", str(path), "--tokens", "1B", "--seq-len", "64", "--json"], capsys,
+                          want_out=True)
     assert code in (0, 2)
     if code == 2:
         assert str(path) in err or which in err, err
     else:  # what it printed is strict JSON with a positive, finite recommendation
-        plan = json.loads(out) if out else None
+        plan = strict_json(out) if out else None
         if plan is not None:
             assert plan["recommendation"]["batch_size"] > 0 and math.isfinite(plan["b_crit"]["value"])
 

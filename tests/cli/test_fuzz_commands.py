@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cli.test_fuzz_cli import _damage, _run
+from tests.cli.test_fuzz_cli import _damage, _run, strict_json
 from tests.test_plan import write_noise_jsonl
 from trainwise.cli.main import main
 
@@ -58,10 +58,11 @@ def test_measure_options(task_file, tmp_path_factory, capsys, option, value):
             "--max-rounds", "4", "--no-plot", "--quiet", "--json", "--out", str(out), option, value]
     if option == "--micro-batches":
         argv += ["--source", "accumulation"]
-    code, err = _run(argv, capsys)
+    code, err, printed = _run(argv, capsys, want_out=True)
     _named(code, err, option)
     if code == 0:
-        assert json.loads((out / "measure.json").read_text())["meta"]["steps"] >= 1
+        assert strict_json(printed)["meta"]["steps"] >= 1
+        assert strict_json((out / "measure.json").read_text())["meta"]["steps"] >= 1
 
 
 # ---- sweep -----------------------------------------------------------------------------------------------------
@@ -80,8 +81,10 @@ def test_sweep_options(task_file, tmp_path_factory, capsys, option, value):
     if option in ("--lr-factors", "--base-lr", "--base-batch"):  # these shape the LR rule, not an explicit grid
         argv.remove("--lrs")
         argv.remove("0.01,0.1")
-    code, err = _run(argv, capsys)
+    code, err, printed = _run(argv, capsys, want_out=True)
     _named(code, err, option, option.lstrip("-").replace("-", "_"))
+    if code == 0:
+        assert strict_json(printed)["kind"] == "sweep"
 
 
 @FAST
@@ -159,10 +162,10 @@ def test_compare_optimizers_options(task_file, tmp_path_factory, capsys, option,
         value = f"adamw={value}"
     argv = ["compare-optimizers", "--task", str(task_file), "--optimizers", "adamw", "--steps", "3", "--quiet",
             "--json", "--out", str(out), "--no-plot", option, value]
-    code, err = _run(argv, capsys)
+    code, err, printed = _run(argv, capsys, want_out=True)
     _named(code, err, option)
     if code == 0:
-        assert json.loads((out / "results.json").read_text())["results"]
+        assert strict_json(printed)["results"] and strict_json((out / "results.json").read_text())["results"]
 
 
 # ---- data stats / sft / curate ---------------------------------------------------------------------------------
@@ -202,8 +205,11 @@ def test_data_stats_on_damaged_inputs(tmp_path_factory, capsys, seed, packing):
         path = folder / "docs.jsonl.gz"
         packed = gzip.compress(raw)
         path.write_bytes(packed[: len(packed) // 2] if packing == "truncated-gz" else packed)
-    code, err = _run(["data", "stats", str(path), "--json"], capsys)
+    code, err, out = _run(["data", "stats", str(path), "--json"], capsys, want_out=True)
     _named(code, err, path.name)
+    if code == 0:
+        summary = strict_json(out)
+        assert sum(s["documents"] for s in summary["sources"].values()) + len(summary["skipped"]) >= 1
 
 
 _SFT_ROWS = [{"question": f"What is {a} plus {b} for the {t}?", "answer": f"{a} + {b} = {a + b}."}
@@ -222,8 +228,12 @@ def test_data_sft_on_damaged_inputs(tmp_path_factory, capsys, seed, skip, gz):
     evals.write_bytes(_damage_jsonl(json.dumps(_SFT_ROWS[0]) + "\n" + json.dumps(_SFT_ROWS[1]) + "\n",
                                     random.Random(seed + 1)))
     argv = ["data", "sft", str(path), "--eval", str(evals), "--embed", "tfidf", "--quiet", "--json"]
-    code, err = _run(argv + (["--skip-bad-lines"] if skip else []), capsys)
+    code, err, out = _run(argv + (["--skip-bad-lines"] if skip else []), capsys, want_out=True)
     _named(code, err, path.name, evals.name)
+    if code == 0:  # strict JSON, and every skipped line listed on stderr
+        report = strict_json(out)
+        for bad in report["load"]["skipped"][:20]:
+            assert f"{bad['path']}:{bad['line']}" in err, (bad, err)
 
 
 @FAST
