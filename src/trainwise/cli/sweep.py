@@ -86,12 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-batch", type=whole("--base-batch", 1), help="reference batch of --base-lr (default: the task's)")
     parser.add_argument("--lr-factors", default="0.25,1,4", help="grid multipliers around the rule (1 = the rule alone)")
     parser.add_argument("--optimizer", help="adamw, sgd or sgdm (default: the task's)")
-    parser.add_argument("--max-steps", type=whole("--max-steps", 1), default=5000, help="step cap per run")
+    parser.add_argument("--max-steps", type=whole("--max-steps", 1), default=5000, help="step cap per run (rerun with a larger cap to retrain only the runs it stopped)")
     parser.add_argument("--max-examples", type=whole("--max-examples", 1), help="example cap per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-hessian", action="store_true", help="skip the B_noise measurement at checkpoints")
     parser.add_argument("--probe-rounds", type=whole("--probe-rounds", 2), default=16,
-                        help="B_noise: batches of 64 examples per checkpoint reading (more: less noise, proportionally slower)")
+                        help="B_noise: batches of 64 examples per checkpoint reading (more: less noise, proportionally slower; "
+                        "a rerun with another value measures the probes again)")
     parser.add_argument("--probe-checkpoints", type=whole("--probe-checkpoints", 1), default=8,
                         help="B_noise: checkpoints read per batch size's tuned run")
     parser.add_argument("--noise-source", choices=["auto", "monitor", "halves"], default="auto",
