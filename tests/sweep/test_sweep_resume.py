@@ -89,3 +89,28 @@ def test_changed_probe_rounds_measure_the_probes_again(tmp_path):
     assert any("rounds 16 -> 4" in line for line in logs), logs
     assert result.noise["b_noise"]["value"] == pytest.approx(4.0)
     assert json.loads((tmp_path / "sweep_state.json").read_text())["noise_probe_settings"]["rounds"] == 4
+
+
+def test_cli_rerun_with_a_larger_cap_and_a_changed_seed(tmp_path, capsys):
+    from pathlib import Path
+
+    from trainwise.cli.main import main
+
+    task_file = tmp_path / "lin_task.py"
+    task_file.write_text("import sys\nsys.path.insert(0, %r)\nfrom linear_task import LinearRegression\n"
+                         "def make_task(device='cpu'):\n    return LinearRegression(device=device)\n"
+                         % str(Path(__file__).parent))
+    out = tmp_path / "sweep"
+    args = ["sweep", "--task", str(task_file), "--batch-sizes", "2,16", "--targets", "0.6,0.3", "--lrs", "0.003,0.1",
+            "--optimizer", "sgd", "--no-hessian", "--no-plot", "--quiet", "--noise-source", "halves", "--out", str(out)]
+    assert main(args + ["--max-steps", "15"]) == 0
+    capped = [r for r in json.loads((out / "sweep.json").read_text())["runs"].values() if r["stopped"] == "step_cap"]
+    assert capped and all(r["final_step"] == 15 for r in capped)
+    capsys.readouterr()
+    assert main(args + ["--max-steps", "400"]) == 0
+    assert "retraining" in capsys.readouterr().out
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["config"]["max_steps"] == 400
+    assert all(r["final_step"] == 400 for r in saved["runs"].values() if r["stopped"] == "step_cap")
+    assert main(args + ["--max-steps", "400", "--seed", "3"]) == 2
+    assert "--seed (seed) was 0, now 3" in capsys.readouterr().err
