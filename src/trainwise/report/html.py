@@ -62,7 +62,8 @@ def collect_results(paths: Iterable[str | Path]) -> list[dict]:
             raise ValueError(f"{str(path)!r} holds none of {', '.join(_KNOWN)}")
         for file in files:
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
+                # NaN/Infinity read as null, as strict JSON writes them: a field that needs a number then says so
+                data = json.loads(file.read_text(encoding="utf-8"), parse_constant=lambda constant: None)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{str(file)!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
             except UnicodeDecodeError as exc:
@@ -118,7 +119,10 @@ def _plot(result: dict, key: str, fallback) -> str:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            return _img(fallback(result["data"], Path(tmp) / "plot.png"), key)
+            try:
+                return _img(fallback(result["data"], Path(tmp) / "plot.png"), key)
+            except (ValueError, OverflowError) as exc:  # values no axis can hold (1e308, a zero span): name the file
+                raise ValueError(f"{result['path']}: cannot redraw the {key} from its values ({exc})") from None
     except ImportError:
         return '<p class="note">(plot skipped: matplotlib is not installed)</p>'
 

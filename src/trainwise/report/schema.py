@@ -3,7 +3,8 @@ drawn, so a damaged file is refused in one line naming the file and the field in
 section or a plot.
 
 A shape is a type name (``num``: a number, ``pos``: a positive finite number, ``int``, ``str``, ``bool``,
-``any``; a trailing ``?`` allows ``null``), a list of one shape (every item), or a dict of shapes (a key ending in
+``any``; a trailing ``?`` allows ``null``), a list of one shape (every item; ``[shape, n]``: at least ``n``
+items), or a dict of shapes (a key ending in
 ``?`` may be absent; ``*`` gives the shape of any other key, which are otherwise allowed as they are).
 
 >>> check({"a": {"b": 1}}, {"a": {"b": "str"}}, "x.json")
@@ -65,6 +66,8 @@ def check(value: Any, shape: Any, where: str, field: str = "") -> None:
     if isinstance(shape, list):
         if not isinstance(value, list):
             raise ValueError(f"{where}: field {name!r} must be a list, got {repr(value)[:60]}")
+        if len(shape) > 1 and len(value) < shape[1]:
+            raise ValueError(f"{where}: field {name!r} must hold at least {shape[1]} item(s), got {len(value)}")
         for i, item in enumerate(value):
             check(item, shape[0], where, f"{field}[{i}]")
         return
@@ -102,7 +105,7 @@ SHAPES: dict[str, Any] = {
     "plan": {"unit": "str",
              "table": [{"batch_size": "pos", "steps": "pos", "tokens": "num?", "examples": "num?",
                         "steps_over_min": "num?", "data_over_min": "num?", "wall_clock_h?": "num?",
-                        "device_hours?": "num?", "flops?": "num?", "recommended": "bool", "knee": "bool", "*": "any"}],
+                        "device_hours?": "num?", "flops?": "num?", "recommended": "bool", "knee": "bool", "*": "any"}, 1],
              "recommendation": {"batch_size": "num?", "lr": "num?", "why": "str", "lr_source": "any",
                                 "lr_validation?": "str?", "lr_options?": or_null({"*": "num?"}),
                                 "lr_limits?": or_null({"stability?": "num?", "*": "any"}), "*": "any"},
@@ -115,17 +118,17 @@ SHAPES: dict[str, Any] = {
                                  "batch_sequences": "num", "seq_len": "num?", "lr": "num?",
                                  "ratio_to_recommended?": "num?", "source": "str", "note?": "str?", "*": "any"}],
              "notes?": ["str"], "files?": _FILES, "*": "any"},
-    "sweep": {"config": {"task": "any", "batch_sizes": ["pos"], "targets": ["num"], "lrs?": ["num"],
+    "sweep": {"config": {"task": "any", "batch_sizes": ["pos", 1], "targets": ["num", 1], "lrs?": ["num"],
                          "lr_rule?": "str", "lr_factors?": ["num"], "max_steps": "any", "*": "any"},
               "fits": {"*": {"s_min": "num", "e_min": "num", "b_crit": "num", "b_crit_stderr": "num?",
                              "n_points": "num?", "*": "any"}},
               "noise": {"how": "str", "per_batch_size?": {"*": {"lr": "num", "targets?": {"*": {"*": "any"}}, "*": "any"}},
                         "targets?": {"*": {**{f"{name}?": {"value?": "num?", "*": "any"} for name in PREDICTORS},
                                                     "*": "any"}}, "*": "any"},
-              "steps_table?": {"*": {"*": "num?"}}, "runs?": {"*": {"*": "any"}},
+              "steps_table": {"*": {"*": "num?"}}, "runs?": {"*": {"*": "any"}},
               "notes?": ["str"], "files?": _FILES, "*": "any"},
     "branched": {"method": "str",
-                 "checkpoints": [{"step": "num", "examples": "num", "loss": "num?", "b_crit": "num?", "capped": "bool",
-                                  "*": "any"}],
+                 "checkpoints": [{"step": "num", "examples": "num", "loss": "num?", "b_crit": "pos", "capped": "bool",
+                                  "*": "any"}, 1],
                  "files?": _FILES, "*": "any"},
 }
