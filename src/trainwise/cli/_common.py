@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 from trainwise._format import short
 
-__all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction", "bounded_float"]
+__all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction", "bounded_float",
+           "learning_rate", "MAX_LR"]
 
 
 def whole(name: str, low: int = 1):
@@ -33,6 +34,24 @@ def positive_float(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}") from None
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"{name} must be a positive, finite number, got {text!r}")
+        return value
+    return parse
+
+
+#: the largest learning rate an option accepts: a larger step diverges at once in any model, and past float32's
+#: range (3.4e38) torch cannot even apply it ("value cannot be converted to type float without overflow")
+MAX_LR = 1e6
+
+
+def learning_rate(name: str):
+    """An argparse type: a learning rate, ``0 < lr <= MAX_LR``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 < value <= MAX_LR):
+            raise argparse.ArgumentTypeError(f"{name} must be a learning rate in (0, {MAX_LR:g}], got {text!r}")
         return value
     return parse
 

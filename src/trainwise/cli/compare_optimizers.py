@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainwise.cli._common import whole
+from trainwise.cli._common import MAX_LR, whole
 
 COMMAND = "compare-optimizers"
 HELP = "train a built-in task with several optimizers at equal budgets; print and plot loss vs steps and wall-clock"
@@ -38,8 +38,8 @@ def _parse_lrs(items: list[str]) -> dict[str, float]:
             lr = float(value)
         except ValueError:
             lr = float("nan")
-        if not sep or not name or not (lr > 0) or lr == float("inf"):
-            raise ValueError(f"--lr expects NAME=POSITIVE_NUMBER, got {item!r}")
+        if not sep or not name or not (0 < lr <= MAX_LR):
+            raise ValueError(f"--lr expects NAME=LR with 0 < LR <= {MAX_LR:g}, got {item!r}")
         lrs[name.strip()] = lr
     return lrs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainwise.cli._common import fraction, positive_float, whole
+from trainwise.cli._common import fraction, learning_rate, whole
 
 COMMAND = "measure"
 HELP = "train a built-in task briefly and measure the gradient noise scale (B_simple, B_noise, ε_max) over training"
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="built-in task (char-gpt (default), digits-mlp, teacher-student) or your own task file FILE.py")
     parser.add_argument("--steps", type=whole("--steps", 1), default=300, help="optimizer steps to train (default 300)")
     parser.add_argument("--batch-size", type=whole("--batch-size", 2), default=None, help="training batch in examples (task default)")
-    parser.add_argument("--lr", type=positive_float("--lr"), default=None, help="learning rate (task default)")
+    parser.add_argument("--lr", type=learning_rate("--lr"), default=None, help="learning rate (task default)")
     parser.add_argument("--optimizer", default=None, choices=["adamw", "sgd", "sgdm"], help="optimizer (task default)")
     parser.add_argument("--source", default="per_example", choices=["per_example", "accumulation"],
                         help="where B_small comes from: exact per-example norms, or accumulation micro-batches")

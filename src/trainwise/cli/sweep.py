@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from trainwise.cli._common import positive_float, whole
+from trainwise.cli._common import MAX_LR, learning_rate, whole
 
 COMMAND = "sweep"
 HELP = "measure the critical batch size empirically (steps to target losses across batch sizes, resumable)"
@@ -64,6 +64,16 @@ def _non_negative(name: str):
     return parse
 
 
+def _check_lrs(lrs_by_batch: dict[int, list[float]], options: str) -> None:
+    """Every learning rate a run would use is one (``0 < lr <= MAX_LR``): the rule scales the base rate with the batch
+    and the factors multiply it, so a valid --base-lr can still give an overflowing rate at the largest batch."""
+    for batch_size, lrs in lrs_by_batch.items():
+        for lr in lrs:
+            if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
+                raise ValueError(f"{options} give a learning rate of {lr:g} at batch {batch_size}; "
+                                 f"a learning rate must be in (0, {MAX_LR:g}]")
+
+
 def _whole_list(text: str, what: str, low: int) -> list[int]:
     """Comma-separated whole numbers ``>= low`` (``--base-steps``, ``--multipliers``): never truncated silently."""
     try:
@@ -82,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lrs", help="one learning-rate grid for every batch size, e.g. 1e-3,3e-3,1e-2")
     parser.add_argument("--lr-rule", default="sqrt", choices=["sqrt", "linear", "constant"],
                         help="centre of each batch size's LR grid: base-lr scaled from base-batch (default sqrt, for Adam)")
-    parser.add_argument("--base-lr", type=positive_float("--base-lr"), help="reference LR (default: the task's)")
+    parser.add_argument("--base-lr", type=learning_rate("--base-lr"), help="reference LR (default: the task's)")
     parser.add_argument("--base-batch", type=whole("--base-batch", 1), help="reference batch of --base-lr (default: the task's)")
     parser.add_argument("--lr-factors", default="0.25,1,4", help="grid multipliers around the rule (1 = the rule alone)")
     parser.add_argument("--optimizer", help="adamw, sgd or sgdm (default: the task's)")
@@ -134,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
             multipliers=_whole_list(args.multipliers, "--multipliers", 1),
             branch_examples=args.branch_examples, tolerance=args.tolerance, lr_rule=args.lr_rule,
             lr_factors=_floats(args.lr_factors, "--lr-factors", positive=True), optimizer=args.optimizer, seed=args.seed)
+        from trainwise.sweep.config import lr_for_rule
+
+        _check_lrs({config.base_batch * k: [lr_for_rule(config.lr_rule, config.base_batch * k, config.base_lr,
+                                                        config.base_batch) * f for f in config.lr_factors]
+                    for k in config.multipliers}, "--base-lr/--lr-factors")
         result = run_branched(task, config, out, log=log)
         if not args.no_plot:  # branched.json is already written: a missing plot extra loses nothing
             try:
@@ -165,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         lr_factors=_floats(args.lr_factors, "--lr-factors", positive=True), lrs=_floats(args.lrs, "--lrs", positive=True) if args.lrs else None,
         optimizer=args.optimizer, max_steps=args.max_steps, max_examples=args.max_examples, seed=args.seed,
         noise_source=_noise_source(args.noise_source), noise_checkpoints=args.probe_checkpoints)
+    _check_lrs({b: config.lrs_for(b, task) for b in config.batch_sizes}, "--lrs" if args.lrs else "--base-lr/--lr-factors")
     measure = None if args.no_hessian else default_noise_measure(rounds=args.probe_rounds)
     result = run_sweep(task, config, out, noise_measure=measure, log=log, show_progress=not args.quiet)
     data = result.to_dict()

@@ -123,11 +123,24 @@ def run_measurement(
     checkpoint_rows: list[dict] = []
     started = time.perf_counter()
 
+    def diverged(step: int, exc: FloatingPointError) -> ValueError | None:
+        """A user error when training itself diverged (non-finite parameters): the learning rate is too large."""
+        if all(torch.isfinite(p).all() for p in model.parameters()):
+            return None
+        return ValueError(f"training diverged by step {step} at learning rate {lr:g} (the parameters are no longer "
+                          f"finite, so the measurement met {exc}); use a smaller learning rate")
+
     def take_checkpoint(step: int) -> None:
         loss = task.eval_loss(model)
         monitor.pause()  # the probe's passes are not training steps
-        result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
-                                     tokens_per_example=tokens_per_example, **precision)
+        try:
+            result = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
+                                         tokens_per_example=tokens_per_example, **precision)
+        except FloatingPointError as exc:
+            error = diverged(step, exc)
+            if error is None:
+                raise
+            raise error from None
         precond_row = None
         if precondition and step >= PRECONDITIONER_MIN_STEPS:  # Adam's v̂ of a step or two is no preconditioner
             pre = measure_noise_scale(model, task.loss_fn, probe_stream, rounds=rounds, hessian=hessian,
