@@ -27,6 +27,7 @@ numbers = st.one_of(st.integers(-10**6, 10**12).map(str), st.floats(allow_nan=Tr
 
 def _run(argv, capsys, want_out: bool = False):
     """``(exit code, stderr)``, or ``(exit code, stderr, stdout)`` with ``want_out``."""
+    capsys.readouterr()  # nothing left over from an earlier example that raised
     try:
         code = main(argv)
     except SystemExit as exc:  # argparse: names the option in its own message

@@ -113,10 +113,32 @@ def test_sweep_resumes_from_damaged_state(task_file, sweep_state, tmp_path_facto
     out = tmp_path_factory.mktemp("damaged-sweep")
     shutil.copytree(sweep_state, out, dirs_exist_ok=True)
     state = out / "sweep_state.json"
-    state.write_text(_damage(json.dumps(json.loads(state.read_text())), random.Random(seed)),
+    state.write_text(_deep_damage(json.dumps(json.loads(state.read_text())), random.Random(seed)),
                      encoding="utf-8", errors="surrogateescape")
     code, err = _run(["sweep", "--task", str(task_file), *_SWEEP, "--out", str(out)], capsys)
     _named(code, err, "sweep_state.json")
+
+
+def _deep_damage(text: str, rng: random.Random) -> str:
+    """Damage one value anywhere in a JSON document, walking into lists (table rows, checkpoints) as well."""
+    if rng.random() < 0.4:
+        return _damage(text, rng)
+    data = json.loads(text)
+    parent, key = None, None
+    node = data
+    for _ in range(rng.randrange(1, 6)):
+        keys = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+        if not keys:
+            break
+        parent, key = node, rng.choice(keys)
+        node = node[key]
+    if parent is None:
+        return text
+    if rng.random() < 0.3 and isinstance(parent, dict):
+        del parent[key]
+    else:
+        parent[key] = rng.choice([None, -1, 0, "x", float("nan"), float("inf"), [], {}, True, 1e308, [node], {"v": node}])
+    return json.dumps(data)
 
 
 # ---- report ----------------------------------------------------------------------------------------------------
@@ -146,7 +168,7 @@ def test_report_from_damaged_results(results, tmp_path_factory, capsys, which, s
     data = json.loads(results[which])
     data.pop("files", None)  # no plot to redraw: the section's own reading is what is fuzzed
     path = folder / Path(which).name
-    path.write_text(_damage(json.dumps(data), random.Random(seed)), encoding="utf-8", errors="surrogateescape")
+    path.write_text(_deep_damage(json.dumps(data), random.Random(seed)), encoding="utf-8", errors="surrogateescape")
     code, err = _run(["report", str(path), "-o", str(folder / "report.html")], capsys)
     _named(code, err, path.name)
 
