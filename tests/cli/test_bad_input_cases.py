@@ -194,3 +194,15 @@ def test_corpus_config_bad_values_name_the_key(tmp_path, capsys):
         config.write_text(base + extra + "\n")
         code, err = _run(["data", "curate", str(config)], capsys)
         assert code == 2 and "corpus.yaml" in err and key in err, (extra, err)
+
+
+def test_rel_err_needs_enough_max_rounds(task_file, tmp_path, capsys):
+    code, err = _run(["measure", "--task", str(task_file), "--steps", "2", "--rel-err", "0.5", "--max-rounds", "4",
+                      "--out", str(tmp_path / "m")], capsys)
+    assert code == 2 and "--max-rounds must be >= 8 with --rel-err" in err, err
+
+
+def test_a_diverged_measurement_names_the_learning_rate(task_file, tmp_path, capsys):
+    code, err = _run(["measure", "--task", str(task_file), "--steps", "30", "--checkpoints", "2", "--rounds", "2",
+                      "--lr", "1e6", "--optimizer", "sgd", "--no-plot", "--quiet", "--out", str(tmp_path / "m")], capsys)
+    assert code == 2 and "training diverged by step 30 at learning rate 1e+06" in err, err

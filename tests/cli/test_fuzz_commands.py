@@ -55,7 +55,7 @@ def task_file(tmp_path_factory) -> Path:
 def test_measure_options(task_file, tmp_path_factory, capsys, option, value):
     out = tmp_path_factory.mktemp("measure")
     argv = ["measure", "--task", str(task_file), "--steps", "3", "--checkpoints", "2", "--rounds", "2",
-            "--max-rounds", "4", "--no-plot", "--quiet", "--json", "--out", str(out), option, value]
+            "--max-rounds", "8", "--no-plot", "--quiet", "--json", "--out", str(out), option, value]
     if option == "--micro-batches":
         argv += ["--source", "accumulation"]
     code, err, printed = _run(argv, capsys, want_out=True)

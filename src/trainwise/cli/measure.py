@@ -46,9 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from trainwise._device import resolve_device
     from trainwise._io import print_json, write_json
     from trainwise.cli._common import fmt_pm, table
-    from trainwise.experiments.measure import run_measurement
+    from trainwise.experiments.measure import MIN_ROUNDS, run_measurement
     from trainwise.tasks import load_task
 
+    if args.rel_err is not None and args.max_rounds < MIN_ROUNDS:
+        raise ValueError(f"--max-rounds must be >= {MIN_ROUNDS} with --rel-err (each checkpoint draws {MIN_ROUNDS} "
+                         f"batches before it checks the error), got {args.max_rounds}")
     device = resolve_device(args.device)
     task = load_task(args.task, device=device)
     out = Path(args.out)

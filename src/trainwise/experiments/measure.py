@@ -9,6 +9,7 @@ batches. The result follows ``docs/formats.md`` (``measure.json``); its summary 
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from trainwise.noise.summary import checkpoint_steps, summarize_checkpoints
 from trainwise.results import MeasureResult
 from trainwise.tasks.base import Task
 from trainwise.units import BatchUnit
+
+#: batches a checkpoint draws before a relative-error target is first checked (measure_noise_scale's default)
+MIN_ROUNDS: int = inspect.signature(measure_noise_scale).parameters["min_rounds"].default
 
 __all__ = ["run_measurement"]
 
