@@ -67,14 +67,16 @@ def choose_b_crit(reading: NoiseReading, family: str) -> dict:
     rows = len(calib.rows)
     return {
         "value": base["value"] / point,
-        "low": base["value"] / high_ratio * max(1 - rel, 0.0),
+        # the calibrated range widened by the reading's own error, multiplicatively (never below zero)
+        "low": base["value"] / high_ratio / (1 + rel),
         "high": base["value"] / low_ratio * (1 + rel),
         "predictor": name,
         "source": f"{label} = {_fmt(base['value'])} averaged over {_window_text(reading)} of {reading.source_file}"
         + ("" if abs(point - 1) < 0.005 else f", divided by {point:.2g}"),
         "why": f"for {family} runs, {label} was the steadiest predictor on trainwise's benchmark: it read "
         f"{low_ratio:.2g}–{high_ratio:.2g}× the swept B_crit over {rows} targets of {len(calib.settings)} task{'s' if len(calib.settings) > 1 else ''} "
-        f"(geometric mean {point:.2g}; docs/critical-batch.md, Calibration); the range adds ±1 standard error ({rel:.0%})",
+        f"(geometric mean {point:.2g}; docs/critical-batch.md, Calibration); the range is widened by ×/÷ (1 + its relative "
+        f"standard error, {rel:.0%})",
         "calibration": {"low": low_ratio, "high": high_ratio, "geometric_mean": point, "targets": rows,
                         "settings": list(calib.settings)},
     }
