@@ -166,6 +166,9 @@ def test_missing_datatrove_names_the_data_extra(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "datatrove", None)
     for name in [m for m in sys.modules if m.startswith("trainwise.data.pretrain.")
                  and m.rsplit(".", 1)[1] in ("pipeline", "steps", "reader_steps", "filter_steps")]:
+        parent, _, child = name.rpartition(".")
+        if hasattr(sys.modules[parent], child):  # the package attribute too: a re-import may rebind it
+            monkeypatch.setattr(sys.modules[parent], child, getattr(sys.modules[parent], child))
         monkeypatch.delitem(sys.modules, name)  # imported again, now without datatrove
     (tmp_path / "docs.jsonl").write_text(json.dumps({"text": "a document"}) + "\n")
     config = tmp_path / "corpus.yaml"

@@ -282,7 +282,9 @@ def test_data_curate_config_damage(tmp_path_factory, capsys, monkeypatch, seed):
     """A damaged corpus.yaml is refused at load, naming the file and the key; one that still loads reaches the
     pipeline (stubbed here: the pipeline has its own tests)."""
     pytest.importorskip("yaml")
-    import trainwise.data.pretrain.pipeline as pipeline
+    import importlib
+
+    pipeline = importlib.import_module("trainwise.data.pretrain.pipeline")  # the module data curate imports from
 
     folder = tmp_path_factory.mktemp("curate")
     (folder / "docs.jsonl").write_text(_documents())

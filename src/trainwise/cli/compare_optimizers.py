@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="char-gpt", help="built-in task (char-gpt, digits-mlp, teacher-student) or your own task file FILE.py; default char-gpt")
     parser.add_argument("--optimizers", default=DEFAULT_OPTIMIZERS,
                         help=f"comma-separated list from adamw, sgd-cosine, adamw-cosine, sophiag (default {DEFAULT_OPTIMIZERS})")
-    parser.add_argument("--steps", type=whole("--steps", 1), default=300, help="optimizer steps per run (default 300)")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per run (default 300)")
     parser.add_argument("--batch-size", type=whole("--batch-size", 2), default=None, help="examples per step (default: the task's)")
     parser.add_argument("--eval-every", type=whole("--eval-every", 1), default=None, help="evaluate every N steps (default steps/10)")
     parser.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
