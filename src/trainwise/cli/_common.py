@@ -8,34 +8,38 @@ from typing import Any, Sequence
 
 from trainwise._format import short
 
-__all__ = ["fmt", "fmt_pm", "table", "print_json", "whole", "positive_float", "fraction", "bounded_float",
+__all__ = ["fmt", "fmt_pm", "table", "print_json", "number", "whole", "positive_float", "fraction", "bounded_float",
            "learning_rate", "MAX_LR"]
 
 
-def whole(name: str, low: int = 1):
-    """An argparse type: a whole number ``>= low``, refused with the option's name and the value otherwise."""
-    def parse(text: str) -> int:
+def number(name: str, what: str, *, whole: bool = False, low: float | None = None, high: float | None = None,
+           low_open: bool = False, high_open: bool = False):
+    """An argparse type: a finite number (a whole one with ``whole``) within ``[low, high]`` (``low_open``/``high_open``
+    exclude the ends). Anything else is refused with the option's ``name``, what is allowed (``what``) and the value."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = int(text) if whole else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= {low}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}") from None
+        inside = math.isfinite(value)
+        if inside and low is not None:
+            inside = value > low if low_open else value >= low
+        if inside and high is not None:
+            inside = value < high if high_open else value <= high
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}")
         return value
     return parse
+
+
+def whole(name: str, low: int = 1):
+    """A whole number ``>= low``."""
+    return number(name, f"a whole number >= {low}", whole=True, low=low)
 
 
 def positive_float(name: str):
-    """An argparse type: a positive, finite number."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a positive, finite number, got {text!r}")
-        return value
-    return parse
+    """A positive, finite number."""
+    return number(name, "a positive, finite number", low=0.0, low_open=True)
 
 
 #: the largest learning rate an option accepts: a larger step diverges at once in any model, and past float32's
@@ -44,52 +48,25 @@ MAX_LR = 1e6
 
 
 def learning_rate(name: str):
-    """An argparse type: a learning rate, ``0 < lr <= MAX_LR``."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and 0 < value <= MAX_LR):
-            raise argparse.ArgumentTypeError(f"{name} must be a learning rate in (0, {MAX_LR:g}], got {text!r}")
-        return value
-    return parse
+    """A learning rate, ``0 < lr <= MAX_LR``."""
+    return number(name, f"a learning rate in (0, {MAX_LR:g}]", low=0.0, low_open=True, high=MAX_LR)
 
 
 def fraction(name: str):
-    """An argparse type: a number strictly between 0 and 1."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number between 0 and 1, got {text!r}") from None
-        if not 0.0 < value < 1.0:
-            raise argparse.ArgumentTypeError(f"{name} must be between 0 and 1 (exclusive), got {text!r}")
-        return value
-    return parse
+    """A number strictly between 0 and 1."""
+    return number(name, "between 0 and 1 (exclusive)", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def bounded_float(name: str, low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False):
-    """An argparse type: a finite number in ``[low, high]`` (``(`` / ``)`` where ``low_open`` / ``high_open``).
+    """A finite number in ``[low, high]`` (``(`` / ``)`` where ``low_open`` / ``high_open``).
 
     >>> bounded_float("--near-threshold", 0, 1, low_open=True)("0.75")
     0.75
     """
     span = (f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" if math.isfinite(high)
             else f"{'>' if low_open else '>='} {low:g}")
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        ok = (math.isfinite(value) and (value > low if low_open else value >= low)
-              and (value < high if high_open else value <= high))
-        if not ok:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number {'in ' if math.isfinite(high) else ''}"
-                                             f"{span}, got {text!r}")
-        return value
-    return parse
+    return number(name, f"a finite number in {span}" if math.isfinite(high) else f"a finite number {span}", low=low,
+                  high=high if math.isfinite(high) else None, low_open=low_open, high_open=high_open)
 
 
 def fmt(x: Any, digits: int = 3) -> str:

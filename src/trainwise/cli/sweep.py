@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from trainwise.cli._common import MAX_LR, learning_rate, whole
+from trainwise.cli._common import MAX_LR, learning_rate, number, whole
 
 COMMAND = "sweep"
 HELP = "measure the critical batch size empirically (steps to target losses across batch sizes, resumable)"
@@ -50,18 +50,6 @@ def _floats(text: str, what: str, positive: bool = False) -> list[float]:
     if positive and min(values) <= 0:
         raise ValueError(f"{what} must be positive numbers, got {text!r}")
     return values
-
-
-def _non_negative(name: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value >= 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text!r}")
-        return value
-    return parse
 
 
 def _check_lrs(lrs_by_batch: dict[int, list[float]], options: str) -> None:
@@ -113,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-steps", default="0,50,200,800", help="--branched: checkpoint steps of the base run")
     parser.add_argument("--multipliers", default="1,2,4,8,16,32", help="--branched: branch batch = k × base batch")
     parser.add_argument("--branch-examples", type=whole("--branch-examples", 1), default=8192, help="--branched: examples per branch")
-    parser.add_argument("--tolerance", type=_non_negative("--tolerance"), default=0.01, help="--branched: allowed excess loss (nats)")
+    parser.add_argument("--tolerance", type=number("--tolerance", "a finite number >= 0", low=0.0), default=0.01, help="--branched: allowed excess loss (nats)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu or cuda[:N]")
     parser.add_argument("--out", help="output and state directory (default runs/sweep-<task>); rerun to resume")
     parser.add_argument("--no-plot", "--no-plots", dest="no_plot", action="store_true", help="do not write the PNG plots")
