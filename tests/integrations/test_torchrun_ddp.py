@@ -1,12 +1,11 @@
 """2 processes under torchrun (gloo): the controller changes the batch mid-run and both ranks agree."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.distributed import run_torchrun
 
 pytestmark = pytest.mark.distributed
 
@@ -15,14 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_batch_grows_mid_run_and_ranks_agree(tmp_path):
     plans_path = tmp_path / "plans.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "examples" / "torchrun_ddp.py"), "--steps", "24", "--base-batch", "8", "--micro", "8",
-           "--noise-fraction", "50", "--update-interval", "4", "--out", str(tmp_path / "run"),
-           "--plans", str(plans_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_torchrun(ROOT / "examples" / "torchrun_ddp.py", "--steps", "24", "--base-batch", "8", "--micro", "8",
+                 "--noise-fraction", "50", "--update-interval", "4", "--out", tmp_path / "run", "--plans", plans_path)
     rank0, rank1 = json.loads(plans_path.read_text())
     assert rank0["plans"] == rank1["plans"], "ranks used different batches"
     assert rank0["decisions"] == rank1["decisions"]

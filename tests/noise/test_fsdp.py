@@ -5,12 +5,11 @@ construction with one line.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.distributed import run_torchrun
 import torch
 from torch import nn
 
@@ -22,11 +21,7 @@ WORKER = Path(__file__).with_name("fsdp_worker.py")
 
 def _run(tmp_path, mode):
     out = tmp_path / f"fsdp_{mode}.json"
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out), mode]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_torchrun(WORKER, out, mode)
     return json.loads(out.read_text())
 
 

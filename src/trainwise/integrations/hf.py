@@ -116,7 +116,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         self.saved_state: dict | None = None
         self.monitor: NoiseScaleMonitor | None = None
         self.controller: BatchSizeController | None = None
-        self.records: list[dict] = []
+        self._records: list = []  # the monitor's records, read back from the device when first looked at
         self._sinks = Sinks()
         self._trainer = None
         self._restore_clip = None
@@ -144,6 +144,11 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
                 return owner
             frame = frame.f_back
         return None
+
+    @property
+    def records(self) -> list[dict]:
+        """The measured steps' records as plain dicts (reading them back from the device, one sync, if pending)."""
+        return [dict(record) for record in self._records]
 
     def on_init_end(self, args, state, control, **kwargs):
         if self._trainer is None:
@@ -243,7 +248,7 @@ class NoiseScaleCallback(TrainerCallback, ExportableState):
         batch_size = self._per_device_batch if monitor.source == "ddp" else None
         record = monitor.step(batch_size=batch_size, lr=lr, loss_scale=loss_scale)
         if record is not None:
-            self.records.append(record)
+            self._records.append(record)
             if self._main_process:
                 self._sinks.write(record)
 
